@@ -1,0 +1,126 @@
+# ngx_stream_vmess_module
+#
+#   make              the module .so for Debian's nginx (nginx-dev headers)
+#   make NGINX_SRC=D  the module .so (and objs/nginx) from an nginx source tree
+#   make deps         install the Debian packages the project needs
+#   make test         deps + build + the whole prove suite
+#   make run          deps + build + start a VMess server on 127.0.0.1
+#   make unit-asan    the core unit tests under ASan+UBSan
+
+SHELL      := /bin/bash
+TOP        := $(CURDIR)
+OBJS       := $(TOP)/objs
+VECTORS    ?= $(TOP)/../shared/vectors
+NGINX_SRC  ?=
+
+CC         ?= cc
+CORE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L
+SAN_FLAGS   = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=all
+
+CORE_SRCS  := $(wildcard src/vmess/*.c)
+CORE_HDRS  := src/vmess/vmess.h
+GLUE_SRCS  := $(wildcard src/ngx_stream_vmess_*.c src/ngx_stream_vmess_*.h)
+UNIT_SRCS  := $(wildcard t/unit/test_*.c)
+UNIT_BINS  := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
+UNIT_ASAN  := $(patsubst t/unit/%.c,$(OBJS)/unit-asan/%,$(UNIT_SRCS))
+TOOL_SRCS  := $(wildcard tools/*.c)
+TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS))
+
+DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
+              zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
+              libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
+              v2ray python3 uuid-runtime
+
+ifeq ($(NGINX_SRC),)
+MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so
+NGINX_BIN  := /usr/sbin/nginx
+else
+MODULE_SO  := $(NGINX_SRC)/objs/ngx_stream_vmess_module.so
+NGINX_BIN  := $(NGINX_SRC)/objs/nginx
+endif
+
+.PHONY: all deps module unit tools test run unit-asan clean style
+
+all: module unit tools
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+module: $(MODULE_SO)
+
+ifeq ($(NGINX_SRC),)
+# Debian's nginx: configure a copy of the nginx-dev tree with Debian's own
+# flags (same ABI and signature) and build only our .so.
+$(MODULE_SO): config $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
+	@mkdir -p $(OBJS)
+	@if [ ! -f $(OBJS)/ngxdev/objs/Makefile ]; then \
+	    rm -rf $(OBJS)/ngxdev && cp -a /usr/share/nginx/src $(OBJS)/ngxdev \
+	    && cd $(OBJS)/ngxdev && . ./conf_flags && ./configure \
+	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC \
+	    $$(dpkg-buildflags --get CPPFLAGS)" \
+	    --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --with-stream=dynamic --with-stream_ssl_module \
+	    --with-stream_ssl_preread_module --with-stream_realip_module \
+	    --add-dynamic-module=$(TOP) > configure.out \
+	    || { cat configure.out; exit 1; }; \
+	fi
+	$(MAKE) -s -C $(OBJS)/ngxdev -f objs/Makefile \
+	    objs/ngx_stream_vmess_module.so
+	cp $(OBJS)/ngxdev/objs/ngx_stream_vmess_module.so $@
+else
+$(MODULE_SO): config $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
+	$(MAKE) -C $(NGINX_SRC) -f objs/Makefile
+endif
+
+$(OBJS)/vectors.txt: t/unit/flatten_vectors.pl $(wildcard $(VECTORS)/*.json)
+	@mkdir -p $(OBJS)
+	perl t/unit/flatten_vectors.pl $(VECTORS) > $@.tmp && mv $@.tmp $@
+
+unit: $(UNIT_BINS) $(OBJS)/vectors.txt
+
+$(OBJS)/unit/%: t/unit/%.c t/unit/unit.c t/unit/unit.h $(CORE_SRCS) \
+    $(CORE_HDRS)
+	@mkdir -p $(OBJS)/unit
+	$(CC) $(CORE_CFLAGS) -Isrc/vmess -It/unit -o $@ $< t/unit/unit.c \
+	    $(CORE_SRCS) -lcrypto
+
+$(OBJS)/unit-asan/%: t/unit/%.c t/unit/unit.c t/unit/unit.h $(CORE_SRCS) \
+    $(CORE_HDRS)
+	@mkdir -p $(OBJS)/unit-asan
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -Isrc/vmess -It/unit -o $@ $< \
+	    t/unit/unit.c $(CORE_SRCS) -lcrypto
+
+unit-asan: $(UNIT_ASAN) $(OBJS)/vectors.txt
+	VMESS_UNIT_DIR=$(OBJS)/unit-asan prove t/unit.t
+
+tools: $(TOOL_BINS)
+
+$(OBJS)/%: tools/%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(OBJS)
+	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $< $(CORE_SRCS) -lcrypto -lpthread
+
+style:
+	@! grep -nP '\t' $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) $(TOOL_SRCS) \
+	    || { echo "tabs found"; exit 1; }
+	@! grep -nE '.{81,}' $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
+	    $(TOOL_SRCS) || { echo "lines over 80 columns"; exit 1; }
+	@! grep -nE '(^|[^:])//' $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
+	    || { echo "// comments found"; exit 1; }
+
+test: deps all style
+	NGINX_BIN=$(NGINX_BIN) VMESS_MODULE=$(MODULE_SO) prove -r t/
+
+run: deps all
+	NGINX_BIN=$(NGINX_BIN) VMESS_MODULE=$(MODULE_SO) tools/quickstart
+
+clean:
+	rm -rf $(OBJS)

@@ -1,0 +1,413 @@
+/*
+ * VMess protocol core: the one public header.
+ *
+ * Plain C99 + OpenSSL EVP.  No nginx headers, no sockets, no hidden
+ * allocation: every buffer is the caller's, and the only allocations are
+ * the OpenSSL contexts made by the *_init() functions and freed by the
+ * matching *_free().  Clock and randomness are parameters.
+ *
+ * Return codes: VMESS_OK (0), VMESS_AGAIN (feed more input, or give more
+ * output space), or a negative VMESS_ERR_* with a string from
+ * vmess_strerror().
+ */
+
+#ifndef VMESS_H
+#define VMESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+
+/* return codes */
+
+#define VMESS_OK                        0
+#define VMESS_AGAIN                     1   /* need more input */
+#define VMESS_NEED_STAGING              2   /* body: set a staging buffer */
+
+#define VMESS_ERR_UNKNOWN_USER        -1
+#define VMESS_ERR_CLOCK_SKEW          -2
+#define VMESS_ERR_REPLAY              -3   /* for callers; core never
+                                                stores AuthIDs itself */
+#define VMESS_ERR_BAD_CHECKSUM        -4
+#define VMESS_ERR_BAD_LENGTH          -5
+#define VMESS_ERR_BAD_AUTH            -6   /* AEAD tag or FNV mismatch */
+#define VMESS_ERR_UNSUPPORTED_SECURITY -7
+#define VMESS_ERR_UNSUPPORTED_COMMAND -8
+#define VMESS_ERR_UNSUPPORTED_ADDRESS -9
+#define VMESS_ERR_BAD_OPTION          -10  /* 0x08 without 0x04 */
+#define VMESS_ERR_TRUNCATED           -11  /* input ended inside a unit */
+#define VMESS_ERR_NO_SPACE            -12  /* output buffer too small */
+#define VMESS_ERR_NONCE_WRAP          -13  /* strict mode: counter wrapped */
+#define VMESS_ERR_BAD_FRAME           -14  /* Mux.Cool frame malformed */
+#define VMESS_ERR_BAD_RESPONSE        -15  /* client: V mismatch etc. */
+#define VMESS_ERR_BAD_UUID            -16
+#define VMESS_ERR_CRYPTO              -17  /* OpenSSL call failed */
+#define VMESS_ERR_INVALID             -18  /* caller passed bad arguments */
+
+const char *vmess_strerror(int rc);
+
+
+/* wire constants (real values, VMESS-SPEC.md §5, §14) */
+
+#define VMESS_SEC_AES_128_CFB           1
+#define VMESS_SEC_AUTO                  2   /* config only */
+#define VMESS_SEC_AES_128_GCM           3
+#define VMESS_SEC_CHACHA20_POLY1305     4
+#define VMESS_SEC_NONE                  5
+#define VMESS_SEC_ZERO                  6   /* config name: sent as 5, opt 0 */
+
+#define VMESS_OPT_CHUNK_STREAM          0x01
+#define VMESS_OPT_CONNECTION_REUSE      0x02
+#define VMESS_OPT_CHUNK_MASKING         0x04
+#define VMESS_OPT_GLOBAL_PADDING        0x08
+#define VMESS_OPT_AUTH_LENGTH           0x10
+
+#define VMESS_CMD_TCP                   1
+#define VMESS_CMD_UDP                   2
+#define VMESS_CMD_MUX                   3
+
+#define VMESS_ADDR_IPV4                 1
+#define VMESS_ADDR_DOMAIN               2
+#define VMESS_ADDR_IPV6                 3
+
+#define VMESS_AUTHID_WINDOW             120     /* seconds, inclusive */
+#define VMESS_AEAD_HEADER_FIXED         42      /* AuthID + EncLen + nonce */
+#define VMESS_AEAD_HEADER_MIN_LEN       42      /* plaintext length bounds */
+#define VMESS_AEAD_HEADER_MAX_LEN       512
+#define VMESS_HEADER_MAX                (VMESS_AEAD_HEADER_FIXED           \
+                                         + VMESS_AEAD_HEADER_MAX_LEN + 16)
+#define VMESS_RESPONSE_HEADER_MAX       (18 + 4 + 255 + 16)
+
+#define VMESS_CHUNK_MAX                 65535   /* value of a length field */
+#define VMESS_STAGING_SIZE              (18 + VMESS_CHUNK_MAX)
+#define VMESS_CHUNK_OVERHEAD_MAX        (18 + 16 + 63)
+#define VMESS_UDP_PAYLOAD_MAX           2048    /* v2ray splits larger */
+
+
+/* small helpers */
+
+uint32_t vmess_fnv1a(const uint8_t *p, size_t len);
+uint32_t vmess_crc32(const uint8_t *p, size_t len);
+
+/* "b831381d-6324-4d53-ad4f-8cda48b30811" (dashes optional) -> 16 bytes */
+int vmess_uuid_parse(const char *s, size_t len, uint8_t id[16]);
+void vmess_uuid_format(const uint8_t id[16], char out[37]);  /* NUL-ended */
+
+
+/* keys and KDF (vmess_kdf.c) */
+
+typedef struct {
+    const uint8_t              *data;
+    size_t                      len;
+} vmess_bytes_t;
+
+/* cmdKey = MD5(id || "c48619fe-...") */
+int vmess_cmd_key(const uint8_t id[16], uint8_t cmd_key[16]);
+
+/* next alter ID in the chain after prev (VMESS-SPEC.md §1.3) */
+int vmess_alter_id_next(const uint8_t prev[16], uint8_t next[16]);
+
+/* KDF(key, path[0..n-1]) -> 32 bytes, n <= 4 */
+int vmess_kdf(const uint8_t *key, size_t key_len, const vmess_bytes_t *path,
+    size_t n, uint8_t out[32]);
+
+/* KDF16(cmdKey, "AES Auth ID Encryption") */
+int vmess_authid_key(const uint8_t cmd_key[16], uint8_t key[16]);
+
+/* AuthID = AES-ECB(authid_key, BE64(now) || rand4 || CRC32) */
+int vmess_authid_seal(const uint8_t authid_key[16], int64_t now,
+    const uint8_t rand4[4], uint8_t authid[16]);
+
+
+/* SHAKE128 stream (vmess_shake.c): an incremental XOF, which OpenSSL 3.0
+ * lacks; a Keccak-f[1600] sponge, checked against OpenSSL's one-shot. */
+
+typedef struct {
+    uint64_t                    state[25];
+    size_t                      offset;     /* bytes squeezed of block */
+} vmess_shake128_t;
+
+void vmess_shake128_init(vmess_shake128_t *sh, const uint8_t *seed,
+    size_t len);
+void vmess_shake128_squeeze(vmess_shake128_t *sh, uint8_t *out, size_t len);
+uint16_t vmess_shake128_next16(vmess_shake128_t *sh);   /* BE16 draw */
+
+
+/* users (vmess_users.c) */
+
+typedef struct {
+    uint8_t                     id[16];         /* primary ID bytes */
+    uint8_t                     cmd_key[16];
+    uint8_t                     authid_key[16];
+    uint16_t                    alter_ids;      /* legacy alterId count */
+    void                       *data;           /* caller's (email, ...) */
+    EVP_CIPHER_CTX             *authid_ctx;     /* ECB decrypt schedule */
+} vmess_user_t;
+
+/* fills id, cmd_key, authid_key and makes authid_ctx (free with
+ * vmess_user_free) */
+int vmess_user_init(vmess_user_t *u, const uint8_t id[16], uint16_t alter_ids,
+    void *data);
+void vmess_user_free(vmess_user_t *u);
+
+/*
+ * AuthID trial over users[0..n-1] (VMESS-SPEC.md §3.4).  On VMESS_OK sets
+ * *found and *timestamp.  VMESS_ERR_CLOCK_SKEW when a user's CRC matched but
+ * the time is out of the ±120 s window: *found and *skew (timestamp - now,
+ * seconds) are set.  Otherwise VMESS_ERR_UNKNOWN_USER.  Replay checking is
+ * the caller's: it owns the shared store.
+ */
+int vmess_users_find_authid(vmess_user_t *users, size_t n,
+    const uint8_t authid[16], int64_t now, size_t *found, int64_t *timestamp,
+    int64_t *skew);
+
+/*
+ * Legacy (MD5) auth index: every ID (primary + alters) of every user, for
+ * every second of [now - 120, now + 120].  Memory is the caller's:
+ * vmess_legacy_index_size() bytes, aligned to 8.  Rebuild or refresh with
+ * vmess_legacy_index_update() (cheap when now moved little).
+ */
+typedef struct vmess_legacy_index_s  vmess_legacy_index_t;
+
+size_t vmess_legacy_index_size(const vmess_user_t *users, size_t n);
+vmess_legacy_index_t *vmess_legacy_index_init(void *mem, size_t size,
+    vmess_user_t *users, size_t n);
+int vmess_legacy_index_update(vmess_legacy_index_t *idx, int64_t now);
+/* VMESS_OK with *found (user index) and *timestamp, or UNKNOWN_USER */
+int vmess_legacy_index_find(const vmess_legacy_index_t *idx,
+    const uint8_t auth[16], int64_t now, size_t *found, int64_t *timestamp);
+
+
+/* request header (vmess_header.c) */
+
+typedef struct {
+    uint8_t                     version;
+    uint8_t                     body_iv[16];
+    uint8_t                     body_key[16];
+    uint8_t                     response_v;
+    uint8_t                     options;
+    uint8_t                     padding_len;    /* 0..15 */
+    uint8_t                     security;       /* wire nibble; 0 -> 1 */
+    uint8_t                     reserved;
+    uint8_t                     command;
+    uint16_t                    port;
+    uint8_t                     addr_type;      /* 0 for command 3 */
+    uint8_t                     addr_len;
+    uint8_t                     addr[255];      /* 4, 16, or domain bytes */
+    uint8_t                     padding[15];    /* seal: filler to send */
+} vmess_request_t;
+
+/*
+ * Server: open an AEAD header for a user already found by AuthID.  "in" is
+ * everything received so far from the first byte (AuthID included),
+ * contiguous.  VMESS_AGAIN while incomplete; VMESS_OK with *consumed = the
+ * header's wire length.  Checks: L bounds, both GCM tags, FNV checksum,
+ * security, command, address, option 0x08 without 0x04.
+ */
+int vmess_aead_header_open(const vmess_user_t *user, const uint8_t *in,
+    size_t len, size_t *consumed, vmess_request_t *req);
+
+/* the same for a legacy header; timestamp from the legacy index */
+int vmess_legacy_header_open(const vmess_user_t *user, int64_t timestamp,
+    const uint8_t *in, size_t len, size_t *consumed, vmess_request_t *req);
+
+/* Client: seal a header.  rand4 and nonce8 are the AuthID random and the
+ * connection nonce; req->padding holds the padding bytes to send. */
+int vmess_aead_header_seal(const vmess_user_t *user, int64_t now,
+    const uint8_t rand4[4], const uint8_t nonce8[8],
+    const vmess_request_t *req, uint8_t *out, size_t cap, size_t *len);
+int vmess_legacy_header_seal(const vmess_user_t *user,
+    const uint8_t auth_id[16], int64_t timestamp, const vmess_request_t *req,
+    uint8_t *out, size_t cap, size_t *len);
+
+/* "1.2.3.4:80", "[2001:db8::1]:443", "example.com:80"; refuses domains
+ * with characters outside [A-Za-z0-9._-] (VMESS_ERR_UNSUPPORTED_ADDRESS).
+ * *len excludes the NUL that is written. */
+int vmess_addr_format(uint8_t addr_type, const uint8_t *addr, size_t addr_len,
+    uint16_t port, char *out, size_t cap, size_t *len);
+/* the host part alone (no brackets, no port) */
+int vmess_addr_format_host(uint8_t addr_type, const uint8_t *addr,
+    size_t addr_len, char *out, size_t cap, size_t *len);
+
+
+/* session keys after a header is opened */
+
+typedef struct {
+    uint8_t                     legacy_header;  /* 1: MD5 header mode */
+    uint8_t                     security;       /* 1, 3, 4, 5 */
+    uint8_t                     options;
+    uint8_t                     command;
+    uint8_t                     response_v;
+    uint8_t                     req_key[16];
+    uint8_t                     req_iv[16];
+    uint8_t                     resp_key[16];
+    uint8_t                     resp_iv[16];
+} vmess_session_t;
+
+int vmess_session_init(vmess_session_t *s, const vmess_request_t *req,
+    int legacy_header);
+
+
+/* dynamic-port ("switch account") response command, VMESS-SPEC.md §9 */
+
+typedef struct {
+    uint8_t                     host_len;
+    uint8_t                     host[255];
+    uint16_t                    port;
+    uint8_t                     id[16];
+    uint16_t                    alter_ids;
+    uint8_t                     level;
+    uint8_t                     valid_minutes;
+} vmess_switch_account_t;
+
+
+/* body codec, one direction (vmess_body.c) */
+
+#define VMESS_DIR_REQUEST               0   /* client -> server */
+#define VMESS_DIR_RESPONSE              1   /* server -> client */
+
+#define VMESS_BODY_STRICT_NONCE         0x01
+
+typedef struct {
+    /* set by vmess_body_init */
+    uint8_t                     security;
+    uint8_t                     options;
+    uint8_t                     command;
+    uint8_t                     flags;
+    uint8_t                     chunked;    /* 0: raw stream */
+    uint8_t                     bare;       /* none over TCP/mux */
+    uint8_t                     overhead;   /* tag or FNV bytes */
+    uint8_t                     legacy_header;
+    uint8_t                     iv[16];
+    uint8_t                     len_iv[16]; /* 0x10: request IV */
+    vmess_shake128_t            shake;
+    EVP_CIPHER_CTX             *cipher;     /* data AEAD or CFB stream */
+    EVP_CIPHER_CTX             *len_cipher; /* 0x10 length AEAD */
+    EVP_CIPHER_CTX             *hdr_cipher; /* response header (legacy) */
+    uint16_t                    count;      /* data nonce counter */
+    uint16_t                    len_count;  /* 0x10 length counter */
+    uint32_t                    wraps;      /* times count wrapped */
+
+    /* decoder state */
+    int                         state;
+    uint8_t                     lenbuf[18];
+    size_t                      lenbuf_n;
+    size_t                      chunk_len;  /* L */
+    size_t                      pad_len;
+    size_t                      staged;     /* bytes in staging */
+    uint8_t                    *staging;    /* caller's, >= STAGING_SIZE */
+    size_t                      staging_cap;
+    unsigned                    header_done:1;
+    unsigned                    eof:1;      /* end marker seen or sent */
+} vmess_body_t;
+
+/*
+ * dir says whose key: REQUEST uses req_key/req_iv, RESPONSE resp_*.
+ * Both the writer and the reader of a direction init the same way.
+ */
+int vmess_body_init(vmess_body_t *b, const vmess_session_t *s, int dir,
+    unsigned flags);
+void vmess_body_free(vmess_body_t *b);
+
+/* response header, written/read through the RESPONSE direction codec (in
+ * legacy header mode with security 1 it shares the body's CFB stream) */
+int vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
+    const vmess_switch_account_t *cmd, uint8_t *out, size_t cap, size_t *len);
+/* client: VMESS_AGAIN until complete; *cmd_found set when a valid
+ * switch-account command came (cmd may be NULL) */
+int vmess_response_header_open(vmess_body_t *b, uint8_t response_v,
+    const uint8_t *in, size_t len, size_t *consumed,
+    vmess_switch_account_t *cmd, int *cmd_found);
+
+/* worst-case bytes one sealed chunk adds to its plaintext (length field,
+ * tag or FNV, padding) */
+size_t vmess_body_overhead(const vmess_body_t *b);
+
+/*
+ * Writer: seal len bytes (one chunk; 0 < len <= VMESS_CHUNK_MAX - overhead)
+ * into out.  pad is the filler source for option 0x08 (>= 63 bytes, may be
+ * NULL: zeros).  In raw (unchunked) mode len bytes are just (CFB-)copied.
+ * VMESS_ERR_NONCE_WRAP in strict mode when the counter would reuse 0.
+ */
+int vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
+    const uint8_t *pad, uint8_t *out, size_t cap, size_t *written);
+/* end marker (nothing in raw mode) */
+int vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
+    size_t cap, size_t *written);
+
+/*
+ * Reader: consume from in, produce plaintext into out.  Produces at most one
+ * chunk's plaintext per call (so UDP datagrams stay whole: one call, one
+ * datagram).  A chunk wholly inside "in" is opened straight from it; a chunk
+ * split over calls is gathered in the staging buffer: VMESS_NEED_STAGING
+ * asks the caller to provide one (vmess_body_set_staging) and call again
+ * with the same input.  VMESS_AGAIN with *consumed = all of in when more
+ * input is needed (partial chunk staged).  VMESS_ERR_NO_SPACE when out is
+ * smaller than the chunk's plaintext (nothing consumed).  After the end
+ * marker b->eof is set and further input is VMESS_ERR_BAD_LENGTH.
+ */
+int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
+    size_t *consumed, uint8_t *out, size_t cap, size_t *produced);
+void vmess_body_set_staging(vmess_body_t *b, uint8_t *buf, size_t cap);
+
+
+/* Mux.Cool (vmess_mux.c) */
+
+#define VMESS_MUX_NEW                   0x01
+#define VMESS_MUX_KEEP                  0x02
+#define VMESS_MUX_END                   0x03
+#define VMESS_MUX_KEEPALIVE             0x04
+
+#define VMESS_MUX_OPT_DATA              0x01
+#define VMESS_MUX_OPT_ERROR             0x02
+
+#define VMESS_MUX_NET_TCP               0x01
+#define VMESS_MUX_NET_UDP               0x02
+
+#define VMESS_MUX_META_MAX              512
+#define VMESS_MUX_HEADER_MAX            (2 + VMESS_MUX_META_MAX + 2)
+
+typedef struct {
+    uint16_t                    session_id;
+    uint8_t                     status;
+    uint8_t                     option;
+    uint8_t                     network;    /* New only */
+    uint16_t                    port;
+    uint8_t                     addr_type;
+    uint8_t                     addr_len;
+    uint8_t                     addr[255];
+    uint16_t                    data_len;   /* valid with OPT_DATA */
+} vmess_mux_frame_t;
+
+typedef struct {
+    int                         state;
+    uint8_t                     buf[VMESS_MUX_HEADER_MAX];
+    size_t                      have;
+    size_t                      need;
+    size_t                      data_left;  /* data bytes still to come */
+} vmess_mux_reader_t;
+
+#define VMESS_MUX_FRAME                 3   /* a frame header was parsed */
+#define VMESS_MUX_DATA                  4   /* a piece of frame data */
+
+void vmess_mux_reader_init(vmess_mux_reader_t *r);
+
+/*
+ * Incremental: returns VMESS_AGAIN (all consumed, need more),
+ * VMESS_MUX_FRAME (*frame filled; its data, if any, follows in DATA
+ * events), VMESS_MUX_DATA (*data and *data_len point into in; *data_last set on
+ * the frame's last piece), or VMESS_ERR_BAD_FRAME (metaLen out of 4..512,
+ * New with metaLen < 8, unknown status, bad address).  Frames with zero
+ * data give no DATA event.
+ */
+int vmess_mux_read(vmess_mux_reader_t *r, const uint8_t *in, size_t len,
+    size_t *consumed, vmess_mux_frame_t *frame, const uint8_t **data,
+    size_t *data_len, int *data_last);
+
+/* frame header (meta and, with OPT_DATA, the BE16 data length) */
+int vmess_mux_write_header(const vmess_mux_frame_t *frame, uint8_t *out,
+    size_t cap, size_t *len);
+
+#endif /* VMESS_H */

@@ -1,0 +1,181 @@
+/*
+ * Error strings, checksums and UUID text.
+ */
+
+#include <string.h>
+
+#include "vmess.h"
+
+
+static int vmess_hex_value(char c);
+
+
+const char *
+vmess_strerror(int rc)
+{
+    switch (rc) {
+    case VMESS_OK:
+        return "ok";
+    case VMESS_AGAIN:
+        return "incomplete";
+    case VMESS_NEED_STAGING:
+        return "staging buffer needed";
+    case VMESS_ERR_UNKNOWN_USER:
+        return "unknown user";
+    case VMESS_ERR_CLOCK_SKEW:
+        return "clock skew";
+    case VMESS_ERR_REPLAY:
+        return "replayed header";
+    case VMESS_ERR_BAD_CHECKSUM:
+        return "bad checksum";
+    case VMESS_ERR_BAD_LENGTH:
+        return "bad length";
+    case VMESS_ERR_BAD_AUTH:
+        return "authentication failed";
+    case VMESS_ERR_UNSUPPORTED_SECURITY:
+        return "unsupported security";
+    case VMESS_ERR_UNSUPPORTED_COMMAND:
+        return "unsupported command";
+    case VMESS_ERR_UNSUPPORTED_ADDRESS:
+        return "unsupported address";
+    case VMESS_ERR_BAD_OPTION:
+        return "bad option (global padding without chunk masking)";
+    case VMESS_ERR_TRUNCATED:
+        return "truncated";
+    case VMESS_ERR_NO_SPACE:
+        return "output buffer too small";
+    case VMESS_ERR_NONCE_WRAP:
+        return "chunk nonce counter wrapped";
+    case VMESS_ERR_BAD_FRAME:
+        return "bad mux frame";
+    case VMESS_ERR_BAD_RESPONSE:
+        return "bad response header";
+    case VMESS_ERR_BAD_UUID:
+        return "bad uuid";
+    case VMESS_ERR_CRYPTO:
+        return "crypto library error";
+    case VMESS_ERR_INVALID:
+        return "invalid argument";
+    }
+
+    return "unknown error";
+}
+
+
+uint32_t
+vmess_fnv1a(const uint8_t *p, size_t len)
+{
+    size_t    i;
+    uint32_t  h;
+
+    h = 0x811c9dc5;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x01000193;
+    }
+
+    return h;
+}
+
+
+uint32_t
+vmess_crc32(const uint8_t *p, size_t len)
+{
+    /* IEEE, reflected; bitwise is enough for one 12-byte AuthID block */
+    int       k;
+    size_t    i;
+    uint32_t  crc;
+
+    crc = 0xffffffff;
+
+    for (i = 0; i < len; i++) {
+        crc ^= p[i];
+        for (k = 0; k < 8; k++) {
+            crc = (crc >> 1) ^ (0xedb88320 & (0 - (crc & 1)));
+        }
+    }
+
+    return ~crc;
+}
+
+
+static int
+vmess_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+int
+vmess_uuid_parse(const char *s, size_t len, uint8_t id[16])
+{
+    int     hi, lo;
+    size_t  i, n;
+
+    /* 8-4-4-4-12 with dashes, or 32 hex digits */
+    if (len == 36) {
+        if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') {
+            return VMESS_ERR_BAD_UUID;
+        }
+
+    } else if (len != 32) {
+        return VMESS_ERR_BAD_UUID;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; /* void */) {
+        if (s[i] == '-' && len == 36) {
+            i++;
+            continue;
+        }
+
+        if (i + 1 >= len) {
+            return VMESS_ERR_BAD_UUID;
+        }
+
+        hi = vmess_hex_value(s[i]);
+        lo = vmess_hex_value(s[i + 1]);
+
+        if (hi < 0 || lo < 0 || n == 16) {
+            return VMESS_ERR_BAD_UUID;
+        }
+
+        id[n++] = (uint8_t) (hi << 4 | lo);
+        i += 2;
+    }
+
+    return n == 16 ? VMESS_OK : VMESS_ERR_BAD_UUID;
+}
+
+
+void
+vmess_uuid_format(const uint8_t id[16], char out[37])
+{
+    static const char  hex[] = "0123456789abcdef";
+    size_t             i, n;
+
+    n = 0;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[n++] = '-';
+        }
+
+        out[n++] = hex[id[i] >> 4];
+        out[n++] = hex[id[i] & 0x0f];
+    }
+
+    out[n] = '\0';
+}
