@@ -30,7 +30,7 @@ TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS))
 DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
               libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
-              v2ray python3 uuid-runtime
+              v2ray
 
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so

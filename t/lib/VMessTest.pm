@@ -1,0 +1,315 @@
+package VMessTest;
+
+# A small harness of our own for the prove suite: one object per .t file
+# owns a temp dir, free 127.0.0.1 ports, an nginx started from a generated
+# config with our module, helper daemons (echo targets, DNS stub, v2ray),
+# and on finish() checks the error log for alerts, crashes and sanitizer
+# reports.
+#
+# Environment: NGINX_BIN (default /usr/sbin/nginx), VMESS_MODULE (the .so,
+# default objs/ngx_stream_vmess_module.so), STREAM_MODULE (loaded first for
+# Debian's --with-stream=dynamic nginx), KEEP=1 keeps the temp dir.
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Temp qw/tempdir/;
+use FindBin;
+use IO::Socket::INET;
+use POSIX qw/WNOHANG/;
+use Test::More;
+use Time::HiRes qw/sleep time/;
+
+our @EXPORT_OK = qw/read_file write_file random_uuid/;
+
+my $top = "$FindBin::Bin/..";
+$top = "$FindBin::Bin/../.." unless -f "$top/config";
+
+sub top { return $top }
+
+sub new {
+    my ($class, %opts) = @_;
+    my $self = bless {
+        dir      => tempdir('vmess-test-XXXXXX', TMPDIR => 1,
+                            CLEANUP => !$ENV{KEEP}),
+        nginx    => $ENV{NGINX_BIN} || '/usr/sbin/nginx',
+        module   => $ENV{VMESS_MODULE}
+                    || "$top/objs/ngx_stream_vmess_module.so",
+        client   => "$top/objs/vmess-client",
+        ports    => {},
+        daemons  => [],
+        %opts,
+    }, $class;
+
+    my $stream = $ENV{STREAM_MODULE};
+    $stream = '/usr/lib/nginx/modules/ngx_stream_module.so'
+        if !defined $stream && $self->{nginx} eq '/usr/sbin/nginx';
+    $self->{stream} = $stream if $stream && -f $stream;
+
+    # workers run as nobody: they must read the dir (and the user file)
+    chmod 0755, $self->{dir};
+    diag("test dir $self->{dir}") if $ENV{KEEP};
+
+    return $self;
+}
+
+sub dir { return $_[0]{dir} }
+
+# a free port, the same one for the same name within this test
+sub port {
+    my ($self, $name) = @_;
+    return $self->{ports}{$name} //= do {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0',
+                                      Listen => 1) or die "port: $!";
+        $s->sockport();
+    };
+}
+
+sub globals {
+    my ($self) = @_;
+    my $load = '';
+    $load .= "load_module $self->{stream};\n" if $self->{stream};
+    $load .= "load_module $self->{module};\n";
+    return $load . "daemon off;\n"
+        . "error_log $self->{dir}/error.log debug;\n"
+        . "pid $self->{dir}/nginx.pid;\n";
+}
+
+# writes nginx.conf: %%GLOBALS%%, %%TESTDIR%%, %%PORT_name%% are replaced
+sub write_conf {
+    my ($self, $conf, $name) = @_;
+    $name //= 'nginx.conf';
+    $conf =~ s/%%GLOBALS%%/$self->globals()/ge;
+    $conf =~ s/%%TESTDIR%%/$self->{dir}/g;
+    $conf =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+    write_file("$self->{dir}/$name", $conf);
+    return $self;
+}
+
+# nginx -t: returns (exit status, output)
+sub test_conf {
+    my ($self, $name) = @_;
+    $name //= 'nginx.conf';
+    my $out = `$self->{nginx} -p $self->{dir}/ -c $name -t 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub run {
+    my ($self, @wait_ports) = @_;
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>>', "$self->{dir}/stderr.log";
+        exec($self->{nginx}, '-p', "$self->{dir}/", '-c', 'nginx.conf')
+            or exit 1;
+    }
+    $self->{nginx_pid} = $pid;
+
+    for (1 .. 100) {
+        last if -s "$self->{dir}/nginx.pid"
+                && !grep { !port_open($_) } @wait_ports;
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $self->{nginx_pid};
+            BAIL_OUT("nginx exited at start:\n"
+                     . read_file("$self->{dir}/error.log")
+                     . read_file("$self->{dir}/stderr.log"));
+        }
+        sleep 0.05;
+    }
+    return $self;
+}
+
+sub reload {
+    my ($self) = @_;
+    kill 'HUP', $self->{nginx_pid};
+    return $self;
+}
+
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{nginx_pid} or return;
+    kill 'QUIT', $pid;
+    for (1 .. 100) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    kill 'TERM', $pid;
+    waitpid($pid, 0);
+}
+
+sub port_open {
+    my ($p) = @_;
+    return IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p") ? 1 : 0;
+}
+
+# starts a command that prints "listening PORT" when ready; returns PORT
+sub daemon {
+    my ($self, @cmd) = @_;
+    pipe(my $r, my $w) or die "pipe: $!";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        close $r;
+        open STDOUT, '>&', $w or exit 1;
+        open STDERR, '>>', "$self->{dir}/daemons.log";
+        exec(@cmd) or exit 1;
+    }
+    close $w;
+    push @{$self->{daemons}}, $pid;
+
+    my $line = '';
+    local $SIG{ALRM} = sub { die "daemon @cmd did not start\n" };
+    alarm 10;
+    $line = <$r> // '';
+    alarm 0;
+    $self->{daemon_pipes}{$pid} = $r;
+    my ($port) = $line =~ /listening (\d+)/
+        or die "daemon @cmd said: $line";
+    return $port;
+}
+
+# a target of objs/vmess-client: echo, sink, source, udp-echo
+sub target {
+    my ($self, $kind) = @_;
+    return $self->daemon($self->{client}, "serve-$kind", '127.0.0.1:0');
+}
+
+# runs objs/vmess-client; returns (exit status, output)
+sub client {
+    my ($self, @args) = @_;
+    my $cmd = join ' ', map { quotemeta } $self->{client}, @args;
+    my $out = `$cmd 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# a DNS stub answering A queries from a name => address map
+sub dns {
+    my ($self, %names) = @_;
+    require Net::DNS::Nameserver;
+    my $port = $self->port('dns');
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        my $ns = Net::DNS::Nameserver->new(
+            LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'udp',
+            ReplyHandler => sub {
+                my ($qname, $qclass, $qtype) = @_;
+                my $addr = $names{lc $qname};
+                return ('NXDOMAIN') unless defined $addr;
+                return ('NOERROR', [], [], []) unless $qtype eq 'A';
+                return ('NOERROR',
+                        [Net::DNS::RR->new("$qname 1 A $addr")], [], [],
+                        {aa => 1});
+            },
+            Verbose => 0) or exit 1;
+        $ns->main_loop();
+        exit 0;
+    }
+    push @{$self->{daemons}}, $pid;
+    sleep 0.3;
+    return $port;
+}
+
+# a v2ray 4.34 client: dokodemo-door on a free port -> vmess to our server.
+# %o: server (port), uuid, security, target_host, target_port, alter_id,
+# network (tcp|udp), mux (concurrency or 0), name (config file tag)
+sub v2ray_client {
+    my ($self, %o) = @_;
+    my $name = $o{name} // 'v2ray';
+    my $port = $self->port($name);
+    my $net = $o{network} // 'tcp';
+    my $mux = $o{mux}
+        ? qq{, "mux": {"enabled": true, "concurrency": $o{mux}}} : '';
+    my $alter = $o{alter_id} // 0;
+    write_file("$self->{dir}/$name.json", <<"JSON");
+{
+  "log": {"loglevel": "warning"},
+  "inbounds": [{"listen": "127.0.0.1", "port": $port,
+    "protocol": "dokodemo-door",
+    "settings": {"address": "$o{target_host}", "port": $o{target_port},
+                 "network": "$net"}}],
+  "outbounds": [{"protocol": "vmess",
+    "settings": {"vnext": [{"address": "127.0.0.1", "port": $o{server},
+      "users": [{"id": "$o{uuid}", "alterId": $alter,
+                 "security": "$o{security}"}]}]}$mux}]
+}
+JSON
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$self->{dir}/$name.log";
+        open STDERR, '>&', \*STDOUT;
+        $ENV{V2RAY_VMESS_AEAD_DISABLED} = 'true' if $o{legacy};
+        exec('v2ray', '-config', "$self->{dir}/$name.json") or exit 1;
+    }
+    push @{$self->{daemons}}, $pid;
+    for (1 .. 100) {
+        last if $net ne 'tcp' || port_open($port);
+        sleep 0.05;
+    }
+    return $port;
+}
+
+sub error_log { return read_file("$_[0]{dir}/error.log") }
+
+# waits until the error log matches re (or timeout); returns the match
+sub wait_log {
+    my ($self, $re, $timeout) = @_;
+    my $end = time() + ($timeout // 5);
+    while (time() < $end) {
+        my $log = $self->error_log();
+        return $1 // $& if $log =~ $re;
+        sleep 0.05;
+    }
+    return undef;
+}
+
+sub kill_daemons {
+    my ($self) = @_;
+    kill 'TERM', @{$self->{daemons}};
+    waitpid($_, 0) for @{$self->{daemons}};
+    $self->{daemons} = [];
+}
+
+# stops everything and checks the logs; call once, before done_testing
+sub finish {
+    my ($self) = @_;
+    $self->stop();
+    $self->kill_daemons();
+    my $log = $self->error_log();
+    my @bad = grep {
+        /\[(alert|crit|emerg)\]|Sanitizer|runtime error|exited on signal/
+        && !/ngx_string\.c:\d+:\d+: runtime error: null pointer passed/
+    } split /\n/, $log;
+    ok(!@bad, 'no alerts, crashes or sanitizer reports in error.log')
+        or diag(join "\n", @bad[0 .. ($#bad > 20 ? 20 : $#bad)]);
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local $?;
+    $self->stop();
+    $self->kill_daemons() if @{$self->{daemons} || []};
+}
+
+sub read_file {
+    my ($name) = @_;
+    open my $fh, '<', $name or return '';
+    local $/;
+    return <$fh>;
+}
+
+sub write_file {
+    my ($name, $content) = @_;
+    open my $fh, '>', $name or die "$name: $!";
+    print $fh $content;
+    close $fh;
+}
+
+sub random_uuid {
+    my @b = map { int rand 256 } 1 .. 16;
+    $b[6] = ($b[6] & 0x0f) | 0x40;
+    $b[8] = ($b[8] & 0x3f) | 0x80;
+    my $h = join '', map { sprintf '%02x', $_ } @b;
+    return join '-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
+        substr($h, 16, 4), substr($h, 20);
+}
+
+1;
