@@ -16,6 +16,7 @@ use warnings;
 use Exporter 'import';
 use File::Temp qw/tempdir/;
 use FindBin;
+use IO::Select;
 use IO::Socket::INET;
 use POSIX qw/WNOHANG/;
 use Test::More;
@@ -248,6 +249,74 @@ JSON
 }
 
 sub error_log { return read_file("$_[0]{dir}/error.log") }
+
+# a target that records what each connection sent, one line per connection
+# ("<bytes> <first 64 bytes hex>") in FILE, and answers nothing; returns
+# its port
+sub recorder {
+    my ($self, $file) = @_;
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 64,
+                                   ReuseAddr => 1) or die "listen: $!";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        $SIG{CHLD} = 'IGNORE';
+        while (my $c = $ls->accept()) {
+            next if fork();
+            my ($all, $buf) = ('');
+            while ($c->sysread($buf, 65536)) {
+                $all .= $buf;
+            }
+            open my $fh, '>>', $file or exit 1;
+            printf $fh "%d %s\n", length $all,
+                unpack('H*', substr($all, 0, 64));
+            close $fh;
+            exit 0;
+        }
+        exit 0;
+    }
+    push @{$self->{daemons}}, $pid;
+    return $ls->sockport();
+}
+
+# plain TCP: sends n random bytes to port, reads them back; returns 1 when
+# all came back equal (sha256 compared), else a diagnostic string
+sub plain_echo {
+    my ($self, $port, $n, $timeout) = @_;
+    require Digest::SHA;
+    my $data = '';
+    $data .= pack('N*', map { int rand 4294967296 } 1 .. 16384)
+        while length $data < $n;
+    $data = substr($data, 0, $n);
+
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+        or return "connect: $!";
+    my $w = fork() // die "fork: $!";
+    if ($w == 0) {
+        my $off = 0;
+        while ($off < $n) {
+            my $k = $s->syswrite($data, 65536, $off);
+            exit 1 unless defined $k;
+            $off += $k;
+        }
+        exit 0;
+    }
+
+    my ($got, $buf) = ('');
+    my $sel = IO::Select->new($s);
+    my $end = time() + ($timeout // 60);
+    while (length $got < $n && time() < $end) {
+        last unless $sel->can_read($end - time());
+        my $k = $s->sysread($buf, 262144);
+        last unless $k;
+        $got .= $buf;
+    }
+    waitpid($w, 0);
+    close $s;
+    return 1 if length $got == $n
+        && Digest::SHA::sha256_hex($got) eq Digest::SHA::sha256_hex($data);
+    return sprintf 'sent %d bytes, got %d back%s', $n, length $got,
+        length $got == $n ? ' (different bytes)' : '';
+}
 
 # waits until the error log matches re (or timeout); returns the match
 sub wait_log {
