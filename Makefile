@@ -6,6 +6,8 @@
 #   make test         deps + build + the whole prove suite
 #   make run          deps + build + start a VMess server on 127.0.0.1
 #   make unit-asan    the core unit tests under ASan+UBSan
+#   make asan         nginx + module built with ASan+UBSan from Debian's
+#                     nginx source, then the whole prove suite against it
 
 SHELL      := /bin/bash
 TOP        := $(CURDIR)
@@ -40,7 +42,7 @@ MODULE_SO  := $(NGINX_SRC)/objs/ngx_stream_vmess_module.so
 NGINX_BIN  := $(NGINX_SRC)/objs/nginx
 endif
 
-.PHONY: all deps module unit tools test run unit-asan clean style
+.PHONY: all deps module unit tools test run unit-asan asan clean style
 
 all: module unit tools
 
@@ -121,6 +123,14 @@ test: deps all style
 
 run: deps all
 	NGINX_BIN=$(NGINX_BIN) VMESS_MODULE=$(MODULE_SO) tools/quickstart
+
+ASAN_WORK  := $(OBJS)/asan
+
+asan: deps unit tools unit-asan
+	@src=$$(tools/build-nginx-source $(ASAN_WORK) asan) \
+	&& ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0 \
+	NGINX_BIN=$$src/objs/nginx \
+	VMESS_MODULE=$$src/objs/ngx_stream_vmess_module.so prove -r t/
 
 clean:
 	rm -rf $(OBJS)
