@@ -276,23 +276,32 @@ typedef struct {
     uint8_t                     options;
     uint8_t                     command;
     uint8_t                     flags;
+    uint8_t                     dir;
     uint8_t                     chunked;    /* 0: raw stream */
     uint8_t                     bare;       /* none over TCP/mux */
+    uint8_t                     masking;    /* 0x04: lengths XOR SHAKE */
+    uint8_t                     padding;    /* 0x08 applies */
+    uint8_t                     auth_len;   /* 0x10 applies (sec 3, 4) */
     uint8_t                     overhead;   /* tag or FNV bytes */
+    uint8_t                     len_size;   /* length field: 2 or 18 */
     uint8_t                     legacy_header;
+    uint8_t                     cfb_role;   /* CFB keyed to: 0 not yet,
+                                               1 encrypt, 2 decrypt */
+    uint8_t                     key[16];    /* wiped once not needed */
     uint8_t                     iv[16];
     uint8_t                     len_iv[16]; /* 0x10: request IV */
     vmess_shake128_t            shake;
     EVP_CIPHER_CTX             *cipher;     /* data AEAD or CFB stream */
     EVP_CIPHER_CTX             *len_cipher; /* 0x10 length AEAD */
-    EVP_CIPHER_CTX             *hdr_cipher; /* response header (legacy) */
+    EVP_CIPHER_CTX             *hdr_cipher; /* response header; freed
+                                               once it is done */
     uint16_t                    count;      /* data nonce counter */
     uint16_t                    len_count;  /* 0x10 length counter */
     uint32_t                    wraps;      /* times count wrapped */
 
     /* decoder state */
     int                         state;
-    uint8_t                     lenbuf[18];
+    uint8_t                     lenbuf[18]; /* length field (decrypted) */
     size_t                      lenbuf_n;
     size_t                      chunk_len;  /* L */
     size_t                      pad_len;
@@ -305,51 +314,77 @@ typedef struct {
 
 /*
  * dir says whose key: REQUEST uses req_key/req_iv, RESPONSE resp_*.
- * Both the writer and the reader of a direction init the same way.
+ * Both the writer and the reader of a direction init the same way; one
+ * vmess_body_t is then used either to seal or to open, never both.
+ * Errors: UNSUPPORTED_SECURITY, UNSUPPORTED_COMMAND, BAD_OPTION (0x08
+ * without 0x04), CRYPTO.  vmess_body_free is safe after a failed init.
  */
 int vmess_body_init(vmess_body_t *b, const vmess_session_t *s, int dir,
     unsigned flags);
 void vmess_body_free(vmess_body_t *b);
 
-/* response header, written/read through the RESPONSE direction codec (in
- * legacy header mode with security 1 it shares the body's CFB stream) */
+/*
+ * Response header, written/read through the RESPONSE direction codec
+ * before its first body byte (in legacy header mode with security 1 it
+ * shares the body's CFB stream).  Seal: cap >= VMESS_RESPONSE_HEADER_MAX
+ * always suffices; cmd may be NULL (no command).
+ */
 int vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
     const vmess_switch_account_t *cmd, uint8_t *out, size_t cap, size_t *len);
-/* client: VMESS_AGAIN until complete; *cmd_found set when a valid
- * switch-account command came (cmd may be NULL) */
+/*
+ * Client: "in" is everything received so far from the header's first
+ * byte, contiguous.  VMESS_AGAIN (*consumed = 0) until the whole header
+ * is there; VMESS_OK with *consumed = its wire length.  *cmd_found is set
+ * when a valid switch-account command came (cmd may be NULL); a command
+ * failing its FNV check or parse is ignored, as v2ray does.  Errors:
+ * BAD_AUTH (a GCM tag), BAD_RESPONSE (V mismatch, bad lengths).
+ */
 int vmess_response_header_open(vmess_body_t *b, uint8_t response_v,
     const uint8_t *in, size_t len, size_t *consumed,
     vmess_switch_account_t *cmd, int *cmd_found);
 
 /* worst-case bytes one sealed chunk adds to its plaintext (length field,
- * tag or FNV, padding) */
+ * tag or FNV, padding); 0 in raw mode */
 size_t vmess_body_overhead(const vmess_body_t *b);
 
 /*
- * Writer: seal len bytes (one chunk; 0 < len <= VMESS_CHUNK_MAX - overhead)
- * into out.  pad is the filler source for option 0x08 (>= 63 bytes, may be
- * NULL: zeros).  In raw (unchunked) mode len bytes are just (CFB-)copied.
+ * Writer: seal len bytes as one chunk (one datagram for UDP) into out.
+ * 0 < len <= VMESS_CHUNK_MAX - vmess_body_overhead(b) is always accepted
+ * (the exact bound keeps L = tag + len + 63 <= VMESS_CHUNK_MAX).  cap must
+ * be >= len + vmess_body_overhead(b), else VMESS_ERR_NO_SPACE with nothing
+ * changed.  pad is the filler source for option 0x08 (>= 63 bytes, may be
+ * NULL: zeros).  In raw (unchunked) mode len bytes are just (CFB-)copied
+ * and in == out is allowed; otherwise in and out must not overlap.
  * VMESS_ERR_NONCE_WRAP in strict mode when the counter would reuse 0.
  */
 int vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
     const uint8_t *pad, uint8_t *out, size_t cap, size_t *written);
-/* end marker (nothing in raw mode) */
+/* end marker (nothing in raw mode); sets b->eof */
 int vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
     size_t cap, size_t *written);
 
 /*
- * Reader: consume from in, produce plaintext into out.  Produces at most one
- * chunk's plaintext per call (so UDP datagrams stay whole: one call, one
- * datagram).  A chunk wholly inside "in" is opened straight from it; a chunk
- * split over calls is gathered in the staging buffer: VMESS_NEED_STAGING
- * asks the caller to provide one (vmess_body_set_staging) and call again
- * with the same input.  VMESS_AGAIN with *consumed = all of in when more
- * input is needed (partial chunk staged).  VMESS_ERR_NO_SPACE when out is
- * smaller than the chunk's plaintext (nothing consumed).  After the end
- * marker b->eof is set and further input is VMESS_ERR_BAD_LENGTH.
+ * Reader: consume from in, produce plaintext into out.  *consumed and
+ * *produced are set on every return: always advance by them.  Produces at
+ * most one chunk's plaintext per call (so UDP datagrams stay whole: one
+ * call, one datagram); VMESS_OK with *produced = 0 and b->eof set is the
+ * end marker (its tag or FNV is verified like any chunk's).  After an
+ * error every further call fails (VMESS_ERR_INVALID).
+ * A chunk wholly inside "in" is opened straight from it; a chunk split
+ * over calls is gathered in the staging buffer: VMESS_NEED_STAGING asks
+ * the caller to provide one (vmess_body_set_staging) and call again with
+ * the input from *consumed on.  VMESS_AGAIN with *consumed = all of in
+ * when more input is needed (partial chunk staged).  VMESS_ERR_NO_SPACE
+ * when out is smaller than the chunk's plaintext: none of the chunk's
+ * data is consumed (*consumed may count its length field, already
+ * decoded); out of VMESS_CHUNK_MAX bytes never sees it.  Raw mode fills
+ * out as far as input and cap go.  After the end marker b->eof is set
+ * and further input is VMESS_ERR_BAD_LENGTH.  in and out must not
+ * overlap.  Errors: BAD_AUTH, BAD_LENGTH, NONCE_WRAP (strict), CRYPTO.
  */
 int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
     size_t *consumed, uint8_t *out, size_t cap, size_t *produced);
+/* buf of cap >= VMESS_STAGING_SIZE bytes, kept until vmess_body_free */
 void vmess_body_set_staging(vmess_body_t *b, uint8_t *buf, size_t cap);
 
 

@@ -1,0 +1,1388 @@
+/*
+ * Body codec, one direction (VMESS-SPEC.md §7), and the response header
+ * (§6.2-6.4, §9).
+ *
+ * A chunk is LengthField || Sealed || Padding with L = len(Sealed) + pad.
+ * The length field is 2 bytes (plain, or XOR a SHAKE128 mask) or, with
+ * option 0x10, an 18-byte AEAD seal of L - 16.  Security 1 runs the whole
+ * framed stream of a direction through one AES-128-CFB stream.
+ *
+ * Hot path: the contexts are keyed once in vmess_body_init; per chunk only
+ * the nonce is set, and data goes straight from "in" to "out" (or from the
+ * caller's staging buffer when a chunk arrives split over calls).
+ */
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "vmess.h"
+
+
+#define VMESS_BODY_READ_LEN     0   /* collecting a length field */
+#define VMESS_BODY_READ_DATA    1   /* collecting Sealed || Padding */
+#define VMESS_BODY_FAILED       2   /* an error ended the stream */
+
+#define VMESS_CFB_UNSET         0
+#define VMESS_CFB_ENCRYPT       1
+#define VMESS_CFB_DECRYPT       2
+
+#define VMESS_TAG_LEN           16
+#define VMESS_FNV_LEN           4
+#define VMESS_NONCE_LEN         12
+#define VMESS_PAD_MAX           63
+#define VMESS_LEN_FIELD         2
+#define VMESS_LEN_FIELD_SEALED  (2 + VMESS_TAG_LEN)
+
+/* V, option, command, M, then at most 255 bytes of command data */
+#define VMESS_RESP_PLAIN_MAX    (4 + 255)
+/* hostLen(1) port(2) id(16) alterIds(2) level(1) validMinutes(1) */
+#define VMESS_SWITCH_FIXED      23
+
+
+static int vmess_chacha_key(const uint8_t key[16], uint8_t out[32]);
+static int vmess_body_aead_ctx(EVP_CIPHER_CTX **ctx, int security,
+    const uint8_t key[16]);
+static int vmess_body_cipher_ctx(EVP_CIPHER_CTX **ctx,
+    const EVP_CIPHER *cipher);
+static void vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
+    const uint8_t iv[16]);
+static int vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
+    const uint8_t *in, size_t len, uint8_t *out);
+static int vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
+    const uint8_t *in, size_t len, uint8_t *out);
+static int vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
+    const uint8_t *in, size_t len);
+static int vmess_body_cfb_start(vmess_body_t *b, int role);
+static void vmess_body_forget_key(vmess_body_t *b);
+static int vmess_body_is_aead(const vmess_body_t *b);
+static size_t vmess_body_max_plain(const vmess_body_t *b);
+static int vmess_body_nonce_check(const vmess_body_t *b);
+static void vmess_body_count(vmess_body_t *b);
+static int vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in,
+    size_t len, const uint8_t *pad, uint8_t *out, size_t cap,
+    size_t *written);
+static int vmess_body_read_length(vmess_body_t *b);
+static int vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src,
+    uint8_t *out, size_t *produced);
+static int vmess_body_open_raw(vmess_body_t *b, const uint8_t *in,
+    size_t len, size_t *consumed, uint8_t *out, size_t cap,
+    size_t *produced);
+static int vmess_response_kdf(const uint8_t secret[16], const char *salt,
+    uint8_t *out, size_t n);
+static int vmess_response_aead_key(vmess_body_t *b, const char *key_salt,
+    const char *nonce_salt, int enc, uint8_t nonce[VMESS_NONCE_LEN]);
+static int vmess_response_open_aead(vmess_body_t *b, const uint8_t *in,
+    size_t len, uint8_t *plain, size_t *used);
+static int vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in,
+    size_t len, uint8_t *plain, size_t *used);
+static int vmess_response_done(vmess_body_t *b);
+static int vmess_switch_account_encode(const vmess_switch_account_t *cmd,
+    uint8_t *out, size_t *len);
+static int vmess_switch_account_decode(const uint8_t *p, size_t len,
+    vmess_switch_account_t *cmd);
+
+
+static const uint8_t  vmess_zero_pad[VMESS_PAD_MAX];
+
+static const char  vmess_auth_len_salt[] = "auth_len";
+static const char  vmess_resp_len_key[] = "AEAD Resp Header Len Key";
+static const char  vmess_resp_len_iv[] = "AEAD Resp Header Len IV";
+static const char  vmess_resp_key[] = "AEAD Resp Header Key";
+static const char  vmess_resp_iv[] = "AEAD Resp Header IV";
+
+
+/* ChaCha20-Poly1305 key: MD5(k) || MD5(MD5(k)) */
+
+static int
+vmess_chacha_key(const uint8_t key[16], uint8_t out[32])
+{
+    return EVP_Digest(key, 16, out, NULL, EVP_md5(), NULL)
+           && EVP_Digest(out, 16, out + 16, NULL, EVP_md5(), NULL)
+           ? VMESS_OK : VMESS_ERR_CRYPTO;
+}
+
+
+static int
+vmess_body_cipher_ctx(EVP_CIPHER_CTX **ctx, const EVP_CIPHER *cipher)
+{
+    *ctx = EVP_CIPHER_CTX_new();
+
+    if (*ctx == NULL || !EVP_CipherInit_ex(*ctx, cipher, NULL, NULL, NULL, 1))
+    {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    return VMESS_OK;
+}
+
+
+/* a chunk AEAD keyed once; chunks only set their nonce */
+
+static int
+vmess_body_aead_ctx(EVP_CIPHER_CTX **ctx, int security, const uint8_t key[16])
+{
+    int             rc;
+    uint8_t         full[32];
+    const uint8_t  *k;
+
+    if (security == VMESS_SEC_CHACHA20_POLY1305) {
+        rc = vmess_body_cipher_ctx(ctx, EVP_chacha20_poly1305());
+        if (rc == VMESS_OK) {
+            rc = vmess_chacha_key(key, full);
+        }
+
+        k = full;
+
+    } else {
+        rc = vmess_body_cipher_ctx(ctx, EVP_aes_128_gcm());
+        k = key;
+    }
+
+    if (rc == VMESS_OK && !EVP_CipherInit_ex(*ctx, NULL, NULL, k, NULL, 1)) {
+        rc = VMESS_ERR_CRYPTO;
+    }
+
+    OPENSSL_cleanse(full, sizeof(full));
+
+    return rc;
+}
+
+
+/* BE16(count) || IV[2:12] */
+
+static void
+vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
+    const uint8_t iv[16])
+{
+    nonce[0] = (uint8_t) (count >> 8);
+    nonce[1] = (uint8_t) count;
+    memcpy(nonce + 2, iv + 2, VMESS_NONCE_LEN - 2);
+}
+
+
+/* out = ciphertext (len) || tag (16); empty AAD */
+
+static int
+vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
+    size_t len, uint8_t *out)
+{
+    int      n;
+    uint8_t  final[16];
+
+    if (!EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1)) {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    if (len > 0
+        && (!EVP_CipherUpdate(ctx, out, &n, in, (int) len)
+            || (size_t) n != len))
+    {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    if (!EVP_CipherFinal_ex(ctx, final, &n)
+        || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, VMESS_TAG_LEN,
+                                out + len))
+    {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    return VMESS_OK;
+}
+
+
+/* in = ciphertext || tag (len >= 16 bytes); out gets len - 16 bytes */
+
+static int
+vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
+    size_t len, uint8_t *out)
+{
+    int      n;
+    size_t   plain;
+    uint8_t  tag[VMESS_TAG_LEN], final[16];
+
+    plain = len - VMESS_TAG_LEN;
+    memcpy(tag, in + plain, VMESS_TAG_LEN);
+
+    if (!EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0)) {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    if (plain > 0
+        && (!EVP_CipherUpdate(ctx, out, &n, in, (int) plain)
+            || (size_t) n != plain))
+    {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, VMESS_TAG_LEN, tag)) {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    /* the library compares the tag in constant time */
+    if (!EVP_CipherFinal_ex(ctx, final, &n)) {
+        return VMESS_ERR_BAD_AUTH;
+    }
+
+    return VMESS_OK;
+}
+
+
+static int
+vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
+    size_t len)
+{
+    int  n;
+
+    if (len == 0) {
+        return VMESS_OK;
+    }
+
+    if (!EVP_CipherUpdate(ctx, out, &n, in, (int) len) || (size_t) n != len) {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    return VMESS_OK;
+}
+
+
+/*
+ * The CFB stream is keyed on first use: only then is it known whether
+ * this codec writes or reads.
+ */
+
+static int
+vmess_body_cfb_start(vmess_body_t *b, int role)
+{
+    if (b->cfb_role == role) {
+        return VMESS_OK;
+    }
+
+    if (b->cfb_role != VMESS_CFB_UNSET) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (!EVP_CipherInit_ex(b->cipher, NULL, NULL, b->key, b->iv,
+                           role == VMESS_CFB_ENCRYPT))
+    {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    b->cfb_role = (uint8_t) role;
+    vmess_body_forget_key(b);
+
+    return VMESS_OK;
+}
+
+
+/* the raw key is kept only for a CFB stream not yet keyed and for the
+ * response header */
+
+static void
+vmess_body_forget_key(vmess_body_t *b)
+{
+    if ((b->security == VMESS_SEC_AES_128_CFB
+         && b->cfb_role == VMESS_CFB_UNSET)
+        || (b->dir == VMESS_DIR_RESPONSE && !b->header_done))
+    {
+        return;
+    }
+
+    OPENSSL_cleanse(b->key, sizeof(b->key));
+}
+
+
+static int
+vmess_body_is_aead(const vmess_body_t *b)
+{
+    return b->security == VMESS_SEC_AES_128_GCM
+           || b->security == VMESS_SEC_CHACHA20_POLY1305;
+}
+
+
+/* largest plaintext whose L (tag + data + worst padding) fits 16 bits */
+
+static size_t
+vmess_body_max_plain(const vmess_body_t *b)
+{
+    return VMESS_CHUNK_MAX - b->overhead - (b->padding ? VMESS_PAD_MAX : 0);
+}
+
+
+/* strict mode: the chunk about to be sealed or opened would reuse
+ * counter 0 under the same key */
+
+static int
+vmess_body_nonce_check(const vmess_body_t *b)
+{
+    if ((b->flags & VMESS_BODY_STRICT_NONCE) && vmess_body_is_aead(b)
+        && b->wraps > 0 && b->count == 0)
+    {
+        return VMESS_ERR_NONCE_WRAP;
+    }
+
+    return VMESS_OK;
+}
+
+
+/* the data nonce counter; the 0x10 length counter moves on its own */
+
+static void
+vmess_body_count(vmess_body_t *b)
+{
+    if (vmess_body_is_aead(b) && ++b->count == 0) {
+        b->wraps++;
+    }
+}
+
+
+int
+vmess_body_init(vmess_body_t *b, const vmess_session_t *s, int dir,
+    unsigned flags)
+{
+    int             rc, aead;
+    uint8_t         len_key[32];
+    vmess_bytes_t   path;
+    const uint8_t  *key, *iv;
+
+    memset(b, 0, sizeof(vmess_body_t));
+
+    switch (s->security) {
+    case VMESS_SEC_AES_128_CFB:
+    case VMESS_SEC_AES_128_GCM:
+    case VMESS_SEC_CHACHA20_POLY1305:
+    case VMESS_SEC_NONE:
+        break;
+    default:
+        return VMESS_ERR_UNSUPPORTED_SECURITY;
+    }
+
+    switch (s->command) {
+    case VMESS_CMD_TCP:
+    case VMESS_CMD_UDP:
+    case VMESS_CMD_MUX:
+        break;
+    default:
+        return VMESS_ERR_UNSUPPORTED_COMMAND;
+    }
+
+    if ((s->options & VMESS_OPT_GLOBAL_PADDING)
+        && !(s->options & VMESS_OPT_CHUNK_MASKING))
+    {
+        return VMESS_ERR_BAD_OPTION;
+    }
+
+    if (dir == VMESS_DIR_REQUEST) {
+        key = s->req_key;
+        iv = s->req_iv;
+
+    } else if (dir == VMESS_DIR_RESPONSE) {
+        key = s->resp_key;
+        iv = s->resp_iv;
+
+    } else {
+        return VMESS_ERR_INVALID;
+    }
+
+    b->security = s->security;
+    b->options = s->options;
+    b->command = s->command;
+    b->flags = (uint8_t) flags;
+    b->dir = (uint8_t) dir;
+    b->legacy_header = s->legacy_header ? 1 : 0;
+    memcpy(b->key, key, 16);
+    memcpy(b->iv, iv, 16);
+
+    aead = vmess_body_is_aead(b);
+
+    /* GCM/ChaCha chunk whatever 0x01 says; 0x10 is theirs alone; none over
+     * a stream is the bare chunk stream that ignores 0x08 */
+    b->chunked = aead || (b->options & VMESS_OPT_CHUNK_STREAM);
+    b->bare = b->security == VMESS_SEC_NONE && b->command != VMESS_CMD_UDP;
+    b->auth_len = aead && (b->options & VMESS_OPT_AUTH_LENGTH);
+    b->masking = b->chunked && !b->auth_len
+                 && (b->options & VMESS_OPT_CHUNK_MASKING);
+    b->padding = b->chunked && !b->bare
+                 && (b->options & VMESS_OPT_GLOBAL_PADDING);
+    b->len_size = b->auth_len ? VMESS_LEN_FIELD_SEALED : VMESS_LEN_FIELD;
+    b->overhead = aead ? VMESS_TAG_LEN
+                  : (b->security == VMESS_SEC_AES_128_CFB ? VMESS_FNV_LEN : 0);
+
+    if (b->masking || b->padding) {
+        vmess_shake128_init(&b->shake, iv, 16);
+    }
+
+    if (aead) {
+        rc = vmess_body_aead_ctx(&b->cipher, b->security, key);
+
+    } else if (b->security == VMESS_SEC_AES_128_CFB) {
+        rc = vmess_body_cipher_ctx(&b->cipher, EVP_aes_128_cfb128());
+
+    } else {
+        rc = VMESS_OK;
+    }
+
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    if (b->auth_len) {
+        /* v2fly: the REQUEST key and IV seal lengths in both directions */
+        path.data = (const uint8_t *) vmess_auth_len_salt;
+        path.len = sizeof(vmess_auth_len_salt) - 1;
+
+        rc = vmess_kdf(s->req_key, 16, &path, 1, len_key);
+        if (rc == VMESS_OK) {
+            rc = vmess_body_aead_ctx(&b->len_cipher, b->security, len_key);
+        }
+
+        OPENSSL_cleanse(len_key, sizeof(len_key));
+
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        memcpy(b->len_iv, s->req_iv, 16);
+    }
+
+    if (dir == VMESS_DIR_RESPONSE) {
+        rc = VMESS_OK;
+
+        if (!b->legacy_header) {
+            rc = vmess_body_cipher_ctx(&b->hdr_cipher, EVP_aes_128_gcm());
+
+        } else if (b->security != VMESS_SEC_AES_128_CFB) {
+            /* with security 1 the header shares the body's stream */
+            rc = vmess_body_cipher_ctx(&b->hdr_cipher, EVP_aes_128_cfb128());
+        }
+
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+    }
+
+    vmess_body_forget_key(b);
+
+    return VMESS_OK;
+}
+
+
+void
+vmess_body_free(vmess_body_t *b)
+{
+    EVP_CIPHER_CTX_free(b->cipher);
+    EVP_CIPHER_CTX_free(b->len_cipher);
+    EVP_CIPHER_CTX_free(b->hdr_cipher);
+
+    /* keys, IVs, the SHAKE state and a decrypted length field */
+    OPENSSL_cleanse(b, sizeof(vmess_body_t));
+}
+
+
+void
+vmess_body_set_staging(vmess_body_t *b, uint8_t *buf, size_t cap)
+{
+    b->staging = buf;
+    b->staging_cap = cap;
+}
+
+
+size_t
+vmess_body_overhead(const vmess_body_t *b)
+{
+    if (!b->chunked) {
+        return 0;
+    }
+
+    return b->len_size + b->overhead + (b->padding ? VMESS_PAD_MAX : 0);
+}
+
+
+int
+vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
+    const uint8_t *pad, uint8_t *out, size_t cap, size_t *written)
+{
+    int  rc;
+
+    *written = 0;
+
+    if (b->eof) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (b->chunked) {
+        if (len == 0 || len > vmess_body_max_plain(b)) {
+            return VMESS_ERR_INVALID;
+        }
+
+        return vmess_body_seal_chunk(b, in, len, pad, out, cap, written);
+    }
+
+    if (len > INT_MAX) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (len > cap) {
+        return VMESS_ERR_NO_SPACE;
+    }
+
+    if (b->security == VMESS_SEC_AES_128_CFB) {
+        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, out, in, len);
+        }
+
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+    } else if (out != in && len > 0) {
+        memcpy(out, in, len);
+    }
+
+    *written = len;
+
+    return VMESS_OK;
+}
+
+
+int
+vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
+    size_t cap, size_t *written)
+{
+    int  rc;
+
+    *written = 0;
+
+    if (b->eof) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (!b->chunked) {
+        b->eof = 1;
+        return VMESS_OK;
+    }
+
+    rc = vmess_body_seal_chunk(b, NULL, 0, pad, out, cap, written);
+    if (rc == VMESS_OK) {
+        b->eof = 1;
+    }
+
+    return rc;
+}
+
+
+/*
+ * One chunk, len 0 for the end marker.  Draw order per chunk: padding
+ * length, then mask (§7.5).
+ */
+
+static int
+vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
+    const uint8_t *pad, uint8_t *out, size_t cap, size_t *written)
+{
+    int       rc;
+    size_t    pad_len, l, lf;
+    uint8_t   nonce[VMESS_NONCE_LEN], head[VMESS_LEN_FIELD + VMESS_FNV_LEN];
+    uint16_t  mask;
+    uint32_t  fnv;
+
+    if (len + vmess_body_overhead(b) > cap) {
+        return VMESS_ERR_NO_SPACE;
+    }
+
+    rc = vmess_body_nonce_check(b);
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    if (b->security == VMESS_SEC_AES_128_CFB) {
+        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+    }
+
+    if (pad == NULL) {
+        pad = vmess_zero_pad;
+    }
+
+    pad_len = b->padding ? vmess_shake128_next16(&b->shake) % 64 : 0;
+    mask = b->masking ? vmess_shake128_next16(&b->shake) : 0;
+    l = b->overhead + len + pad_len;
+
+    if (b->auth_len) {
+        head[0] = (uint8_t) ((l - VMESS_TAG_LEN) >> 8);
+        head[1] = (uint8_t) (l - VMESS_TAG_LEN);
+        vmess_body_nonce(nonce, b->len_count, b->len_iv);
+
+        rc = vmess_aead_seal(b->len_cipher, nonce, head, VMESS_LEN_FIELD,
+                             out);
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        b->len_count++;
+
+    } else {
+        head[0] = (uint8_t) ((l ^ mask) >> 8);
+        head[1] = (uint8_t) (l ^ mask);
+    }
+
+    lf = b->len_size;
+
+    switch (b->security) {
+    case VMESS_SEC_AES_128_GCM:
+    case VMESS_SEC_CHACHA20_POLY1305:
+        if (!b->auth_len) {
+            memcpy(out, head, VMESS_LEN_FIELD);
+        }
+
+        vmess_body_nonce(nonce, b->count, b->iv);
+
+        rc = vmess_aead_seal(b->cipher, nonce, in, len, out + lf);
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        memcpy(out + lf + len + VMESS_TAG_LEN, pad, pad_len);
+        break;
+
+    case VMESS_SEC_AES_128_CFB:
+        /* length field, FNV, data and padding: one CFB stream */
+        fnv = vmess_fnv1a(in, len);
+        head[2] = (uint8_t) (fnv >> 24);
+        head[3] = (uint8_t) (fnv >> 16);
+        head[4] = (uint8_t) (fnv >> 8);
+        head[5] = (uint8_t) fnv;
+
+        rc = vmess_cfb_update(b->cipher, out, head, sizeof(head));
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, out + sizeof(head), in, len);
+        }
+
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, out + sizeof(head) + len, pad,
+                                  pad_len);
+        }
+
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        break;
+
+    default: /* VMESS_SEC_NONE */
+        memcpy(out, head, VMESS_LEN_FIELD);
+
+        if (len > 0) {
+            memcpy(out + VMESS_LEN_FIELD, in, len);
+        }
+
+        memcpy(out + VMESS_LEN_FIELD + len, pad, pad_len);
+        break;
+    }
+
+    vmess_body_count(b);
+    *written = lf + l;
+
+    return VMESS_OK;
+}
+
+
+int
+vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
+    size_t *consumed, uint8_t *out, size_t cap, size_t *produced)
+{
+    int             rc;
+    size_t          pos, take, need, avail, plain;
+    const uint8_t  *src;
+
+    *consumed = 0;
+    *produced = 0;
+
+    if (b->state == VMESS_BODY_FAILED) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (b->eof) {
+        return len > 0 ? VMESS_ERR_BAD_LENGTH : VMESS_OK;
+    }
+
+    if (!b->chunked) {
+        return vmess_body_open_raw(b, in, len, consumed, out, cap, produced);
+    }
+
+    pos = 0;
+
+    if (b->state == VMESS_BODY_READ_LEN) {
+        if (len == 0) {
+            return VMESS_AGAIN;
+        }
+
+        take = b->len_size - b->lenbuf_n;
+        if (take > len) {
+            take = len;
+        }
+
+        if (b->security == VMESS_SEC_AES_128_CFB) {
+            rc = vmess_body_cfb_start(b, VMESS_CFB_DECRYPT);
+            if (rc == VMESS_OK) {
+                rc = vmess_cfb_update(b->cipher, b->lenbuf + b->lenbuf_n, in,
+                                      take);
+            }
+
+            if (rc != VMESS_OK) {
+                goto failed;
+            }
+
+        } else {
+            memcpy(b->lenbuf + b->lenbuf_n, in, take);
+        }
+
+        b->lenbuf_n += take;
+        pos = take;
+
+        if (b->lenbuf_n < b->len_size) {
+            *consumed = pos;
+            return VMESS_AGAIN;
+        }
+
+        b->lenbuf_n = 0;
+
+        rc = vmess_body_read_length(b);
+        if (rc != VMESS_OK) {
+            goto failed;
+        }
+
+        b->state = VMESS_BODY_READ_DATA;
+    }
+
+    need = b->chunk_len - b->staged;
+    avail = len - pos;
+
+    if (avail < need) {
+        *consumed = pos;
+
+        if (avail == 0) {
+            return VMESS_AGAIN;
+        }
+
+        /* staging is asked for only now, when a chunk really straddles */
+        if (b->staging == NULL) {
+            return VMESS_NEED_STAGING;
+        }
+
+        if (b->staging_cap < b->chunk_len) {
+            return VMESS_ERR_INVALID;
+        }
+
+        memcpy(b->staging + b->staged, in + pos, avail);
+        b->staged += avail;
+        *consumed = len;
+
+        return VMESS_AGAIN;
+    }
+
+    plain = b->chunk_len - b->pad_len - b->overhead;
+
+    if (plain > cap) {
+        *consumed = pos;
+        return VMESS_ERR_NO_SPACE;
+    }
+
+    if (b->staged == 0) {
+        src = in + pos;
+
+    } else {
+        memcpy(b->staging + b->staged, in + pos, need);
+        src = b->staging;
+    }
+
+    pos += need;
+    b->staged = 0;
+    b->state = VMESS_BODY_READ_LEN;
+
+    rc = vmess_body_open_chunk(b, src, out, produced);
+    if (rc != VMESS_OK) {
+        goto failed;
+    }
+
+    *consumed = pos;
+
+    return VMESS_OK;
+
+failed:
+
+    /* a stream that failed is never resumed */
+    b->state = VMESS_BODY_FAILED;
+    *consumed = 0;
+    *produced = 0;
+
+    return rc;
+}
+
+
+static int
+vmess_body_read_length(vmess_body_t *b)
+{
+    int       rc;
+    size_t    l, pad_len;
+    uint8_t   nonce[VMESS_NONCE_LEN], field[VMESS_LEN_FIELD];
+    uint16_t  mask;
+
+    rc = vmess_body_nonce_check(b);
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    pad_len = b->padding ? vmess_shake128_next16(&b->shake) % 64 : 0;
+
+    if (b->auth_len) {
+        vmess_body_nonce(nonce, b->len_count, b->len_iv);
+
+        rc = vmess_aead_open(b->len_cipher, nonce, b->lenbuf,
+                             VMESS_LEN_FIELD_SEALED, field);
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        b->len_count++;
+        l = (size_t) ((field[0] << 8) | field[1]) + VMESS_TAG_LEN;
+
+        if (l > VMESS_CHUNK_MAX) {
+            return VMESS_ERR_BAD_LENGTH;
+        }
+
+    } else {
+        mask = b->masking ? vmess_shake128_next16(&b->shake) : 0;
+        l = (size_t) (((b->lenbuf[0] << 8) | b->lenbuf[1]) ^ mask);
+    }
+
+    if (l < (size_t) b->overhead + pad_len) {
+        return VMESS_ERR_BAD_LENGTH;
+    }
+
+    b->chunk_len = l;
+    b->pad_len = pad_len;
+
+    return VMESS_OK;
+}
+
+
+/* src holds the chunk's L bytes: Sealed || Padding */
+
+static int
+vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src, uint8_t *out,
+    size_t *produced)
+{
+    int       rc;
+    size_t    sealed, plain;
+    uint8_t   nonce[VMESS_NONCE_LEN], sum[VMESS_FNV_LEN], want[VMESS_FNV_LEN];
+    uint8_t   skip[VMESS_PAD_MAX];
+    uint32_t  fnv;
+
+    sealed = b->chunk_len - b->pad_len;
+    plain = sealed - b->overhead;
+
+    switch (b->security) {
+    case VMESS_SEC_AES_128_GCM:
+    case VMESS_SEC_CHACHA20_POLY1305:
+        vmess_body_nonce(nonce, b->count, b->iv);
+
+        rc = vmess_aead_open(b->cipher, nonce, src, sealed, out);
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        break;
+
+    case VMESS_SEC_AES_128_CFB:
+        rc = vmess_cfb_update(b->cipher, sum, src, VMESS_FNV_LEN);
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, out, src + VMESS_FNV_LEN, plain);
+        }
+
+        /* the padding is part of the CFB stream */
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, skip, src + sealed, b->pad_len);
+        }
+
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        fnv = vmess_fnv1a(out, plain);
+        want[0] = (uint8_t) (fnv >> 24);
+        want[1] = (uint8_t) (fnv >> 16);
+        want[2] = (uint8_t) (fnv >> 8);
+        want[3] = (uint8_t) fnv;
+
+        if (CRYPTO_memcmp(sum, want, VMESS_FNV_LEN) != 0) {
+            return VMESS_ERR_BAD_AUTH;
+        }
+
+        break;
+
+    default: /* VMESS_SEC_NONE */
+        if (plain > 0) {
+            memcpy(out, src, plain);
+        }
+
+        break;
+    }
+
+    vmess_body_count(b);
+
+    if (plain == 0) {
+        b->eof = 1;
+    }
+
+    *produced = plain;
+
+    return VMESS_OK;
+}
+
+
+/* security 1 or 5 without 0x01: a bare (CFB) stream, no boundaries */
+
+static int
+vmess_body_open_raw(vmess_body_t *b, const uint8_t *in, size_t len,
+    size_t *consumed, uint8_t *out, size_t cap, size_t *produced)
+{
+    int     rc;
+    size_t  n;
+
+    if (len == 0) {
+        return VMESS_AGAIN;
+    }
+
+    n = len < cap ? len : cap;
+
+    /* EVP counts in int */
+    if (n > INT_MAX) {
+        n = INT_MAX;
+    }
+
+    if (n == 0) {
+        return VMESS_ERR_NO_SPACE;
+    }
+
+    if (b->security == VMESS_SEC_AES_128_CFB) {
+        rc = vmess_body_cfb_start(b, VMESS_CFB_DECRYPT);
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, out, in, n);
+        }
+
+        if (rc != VMESS_OK) {
+            b->state = VMESS_BODY_FAILED;
+            return rc;
+        }
+
+    } else {
+        memcpy(out, in, n);
+    }
+
+    *consumed = n;
+    *produced = n;
+
+    return VMESS_OK;
+}
+
+
+static int
+vmess_response_kdf(const uint8_t secret[16], const char *salt, uint8_t *out,
+    size_t n)
+{
+    int            rc;
+    uint8_t        full[32];
+    vmess_bytes_t  path;
+
+    path.data = (const uint8_t *) salt;
+    path.len = strlen(salt);
+
+    rc = vmess_kdf(secret, 16, &path, 1, full);
+    memcpy(out, full, n);
+    OPENSSL_cleanse(full, sizeof(full));
+
+    return rc;
+}
+
+
+/* keys hdr_cipher with KDF16(respKey, key_salt); nonce from respIV */
+
+static int
+vmess_response_aead_key(vmess_body_t *b, const char *key_salt,
+    const char *nonce_salt, int enc, uint8_t nonce[VMESS_NONCE_LEN])
+{
+    int      rc;
+    uint8_t  key[16];
+
+    rc = vmess_response_kdf(b->key, key_salt, key, sizeof(key));
+    if (rc == VMESS_OK) {
+        rc = vmess_response_kdf(b->iv, nonce_salt, nonce, VMESS_NONCE_LEN);
+    }
+
+    if (rc == VMESS_OK
+        && !EVP_CipherInit_ex(b->hdr_cipher, NULL, NULL, key, NULL, enc))
+    {
+        rc = VMESS_ERR_CRYPTO;
+    }
+
+    OPENSSL_cleanse(key, sizeof(key));
+
+    return rc;
+}
+
+
+static int
+vmess_response_done(vmess_body_t *b)
+{
+    b->header_done = 1;
+
+    /* the header context is not needed for the rest of the connection */
+    EVP_CIPHER_CTX_free(b->hdr_cipher);
+    b->hdr_cipher = NULL;
+
+    vmess_body_forget_key(b);
+
+    return VMESS_OK;
+}
+
+
+int
+vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
+    const vmess_switch_account_t *cmd, uint8_t *out, size_t cap, size_t *len)
+{
+    int              rc;
+    size_t           n, m, need;
+    uint8_t          plain[VMESS_RESP_PLAIN_MAX], field[VMESS_LEN_FIELD];
+    uint8_t          nonce[VMESS_NONCE_LEN];
+    EVP_CIPHER_CTX  *ctx;
+
+    *len = 0;
+
+    if (b->dir != VMESS_DIR_RESPONSE || b->header_done) {
+        return VMESS_ERR_INVALID;
+    }
+
+    plain[0] = response_v;
+    plain[1] = 0;
+    plain[2] = 0;
+    plain[3] = 0;
+    n = 4;
+
+    if (cmd != NULL) {
+        rc = vmess_switch_account_encode(cmd, plain + 4, &m);
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        plain[2] = 1;
+        plain[3] = (uint8_t) m;
+        n += m;
+    }
+
+    need = b->legacy_header ? n : VMESS_LEN_FIELD_SEALED + n + VMESS_TAG_LEN;
+
+    if (need > cap) {
+        return VMESS_ERR_NO_SPACE;
+    }
+
+    if (b->legacy_header) {
+        if (b->security == VMESS_SEC_AES_128_CFB) {
+            rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
+            ctx = b->cipher;
+
+        } else {
+            rc = EVP_CipherInit_ex(b->hdr_cipher, NULL, NULL, b->key, b->iv, 1)
+                 ? VMESS_OK : VMESS_ERR_CRYPTO;
+            ctx = b->hdr_cipher;
+        }
+
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(ctx, out, plain, n);
+        }
+
+    } else {
+        field[0] = (uint8_t) (n >> 8);
+        field[1] = (uint8_t) n;
+
+        rc = vmess_response_aead_key(b, vmess_resp_len_key, vmess_resp_len_iv,
+                                     1, nonce);
+        if (rc == VMESS_OK) {
+            rc = vmess_aead_seal(b->hdr_cipher, nonce, field, VMESS_LEN_FIELD,
+                                 out);
+        }
+
+        if (rc == VMESS_OK) {
+            rc = vmess_response_aead_key(b, vmess_resp_key, vmess_resp_iv, 1,
+                                         nonce);
+        }
+
+        if (rc == VMESS_OK) {
+            rc = vmess_aead_seal(b->hdr_cipher, nonce, plain, n,
+                                 out + VMESS_LEN_FIELD_SEALED);
+        }
+    }
+
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    *len = need;
+
+    return vmess_response_done(b);
+}
+
+
+int
+vmess_response_header_open(vmess_body_t *b, uint8_t response_v,
+    const uint8_t *in, size_t len, size_t *consumed,
+    vmess_switch_account_t *cmd, int *cmd_found)
+{
+    int                     rc;
+    size_t                  used;
+    uint8_t                 plain[VMESS_RESP_PLAIN_MAX];
+    vmess_switch_account_t  parsed;
+
+    *consumed = 0;
+
+    if (cmd_found != NULL) {
+        *cmd_found = 0;
+    }
+
+    if (b->dir != VMESS_DIR_RESPONSE || b->header_done) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (b->legacy_header) {
+        rc = vmess_response_open_legacy(b, in, len, plain, &used);
+
+    } else {
+        rc = vmess_response_open_aead(b, in, len, plain, &used);
+    }
+
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    if (plain[0] != response_v) {
+        return VMESS_ERR_BAD_RESPONSE;
+    }
+
+    /* the option byte is ignored; a bad command is skipped (§6.5) */
+    if (plain[2] == 1
+        && vmess_switch_account_decode(plain + 4, plain[3], &parsed)
+           == VMESS_OK)
+    {
+        if (cmd != NULL) {
+            *cmd = parsed;
+        }
+
+        if (cmd_found != NULL) {
+            *cmd_found = 1;
+        }
+    }
+
+    *consumed = used;
+
+    return vmess_response_done(b);
+}
+
+
+/* plain gets V opt cmd M [command]; every attempt starts from byte 0 */
+
+static int
+vmess_response_open_aead(vmess_body_t *b, const uint8_t *in, size_t len,
+    uint8_t *plain, size_t *used)
+{
+    int      rc;
+    size_t   n;
+    uint8_t  field[VMESS_LEN_FIELD], nonce[VMESS_NONCE_LEN];
+
+    if (len < VMESS_LEN_FIELD_SEALED) {
+        return VMESS_AGAIN;
+    }
+
+    rc = vmess_response_aead_key(b, vmess_resp_len_key, vmess_resp_len_iv, 0,
+                                 nonce);
+    if (rc == VMESS_OK) {
+        rc = vmess_aead_open(b->hdr_cipher, nonce, in, VMESS_LEN_FIELD_SEALED,
+                             field);
+    }
+
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    n = (size_t) ((field[0] << 8) | field[1]);
+
+    if (n < 4 || n > VMESS_RESP_PLAIN_MAX) {
+        return VMESS_ERR_BAD_RESPONSE;
+    }
+
+    if (len < VMESS_LEN_FIELD_SEALED + n + VMESS_TAG_LEN) {
+        return VMESS_AGAIN;
+    }
+
+    rc = vmess_response_aead_key(b, vmess_resp_key, vmess_resp_iv, 0, nonce);
+    if (rc == VMESS_OK) {
+        rc = vmess_aead_open(b->hdr_cipher, nonce,
+                             in + VMESS_LEN_FIELD_SEALED, n + VMESS_TAG_LEN,
+                             plain);
+    }
+
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    if (plain[2] != 0 && n < 4 + (size_t) plain[3]) {
+        return VMESS_ERR_BAD_RESPONSE;
+    }
+
+    *used = VMESS_LEN_FIELD_SEALED + n + VMESS_TAG_LEN;
+
+    return VMESS_OK;
+}
+
+
+static int
+vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in, size_t len,
+    uint8_t *plain, size_t *used)
+{
+    int              rc;
+    size_t           m;
+    EVP_CIPHER_CTX  *ctx;
+
+    if (len < 4) {
+        return VMESS_AGAIN;
+    }
+
+    if (b->security == VMESS_SEC_AES_128_CFB) {
+        if (b->cfb_role == VMESS_CFB_ENCRYPT) {
+            return VMESS_ERR_INVALID;
+        }
+
+        ctx = b->cipher;
+
+    } else {
+        ctx = b->hdr_cipher;
+    }
+
+    /* the header is the start of the stream: restart it on every try */
+    if (!EVP_CipherInit_ex(ctx, NULL, NULL, b->key, b->iv, 0)) {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    if (b->security == VMESS_SEC_AES_128_CFB) {
+        b->cfb_role = VMESS_CFB_DECRYPT;
+    }
+
+    rc = vmess_cfb_update(ctx, plain, in, 4);
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    m = plain[2] != 0 ? plain[3] : 0;
+
+    if (len < 4 + m) {
+        return VMESS_AGAIN;
+    }
+
+    rc = vmess_cfb_update(ctx, plain + 4, in + 4, m);
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    *used = 4 + m;
+
+    return VMESS_OK;
+}
+
+
+/*
+ * BE32 FNV1a(body) || body, body = hostLen host BE16(port) id(16)
+ * BE16(alterIds) level validMinutes; out holds up to 255 bytes.
+ */
+
+static int
+vmess_switch_account_encode(const vmess_switch_account_t *cmd, uint8_t *out,
+    size_t *len)
+{
+    size_t    n;
+    uint8_t  *p;
+    uint32_t  fnv;
+
+    n = VMESS_FNV_LEN + VMESS_SWITCH_FIXED + cmd->host_len;
+
+    if (n > 255) {
+        return VMESS_ERR_INVALID;
+    }
+
+    p = out + VMESS_FNV_LEN;
+    *p++ = cmd->host_len;
+    memcpy(p, cmd->host, cmd->host_len);
+    p += cmd->host_len;
+    *p++ = (uint8_t) (cmd->port >> 8);
+    *p++ = (uint8_t) cmd->port;
+    memcpy(p, cmd->id, 16);
+    p += 16;
+    *p++ = (uint8_t) (cmd->alter_ids >> 8);
+    *p++ = (uint8_t) cmd->alter_ids;
+    *p++ = cmd->level;
+    *p = cmd->valid_minutes;
+
+    fnv = vmess_fnv1a(out + VMESS_FNV_LEN, n - VMESS_FNV_LEN);
+    out[0] = (uint8_t) (fnv >> 24);
+    out[1] = (uint8_t) (fnv >> 16);
+    out[2] = (uint8_t) (fnv >> 8);
+    out[3] = (uint8_t) fnv;
+
+    *len = n;
+
+    return VMESS_OK;
+}
+
+
+static int
+vmess_switch_account_decode(const uint8_t *p, size_t len,
+    vmess_switch_account_t *cmd)
+{
+    uint32_t  fnv;
+
+    if (len < VMESS_FNV_LEN + VMESS_SWITCH_FIXED) {
+        return VMESS_ERR_BAD_RESPONSE;
+    }
+
+    fnv = ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
+          | ((uint32_t) p[2] << 8) | p[3];
+
+    p += VMESS_FNV_LEN;
+    len -= VMESS_FNV_LEN;
+
+    if (fnv != vmess_fnv1a(p, len)
+        || len < (size_t) VMESS_SWITCH_FIXED + p[0])
+    {
+        return VMESS_ERR_BAD_RESPONSE;
+    }
+
+    memset(cmd, 0, sizeof(vmess_switch_account_t));
+
+    cmd->host_len = *p++;
+    memcpy(cmd->host, p, cmd->host_len);
+    p += cmd->host_len;
+    cmd->port = (uint16_t) ((p[0] << 8) | p[1]);
+    p += 2;
+    memcpy(cmd->id, p, 16);
+    p += 16;
+    cmd->alter_ids = (uint16_t) ((p[0] << 8) | p[1]);
+    p += 2;
+    cmd->level = p[0];
+    cmd->valid_minutes = p[1];
+
+    return VMESS_OK;
+}
