@@ -6,6 +6,7 @@
 #   make test         deps + build + the whole prove suite
 #   make run          deps + build + start a VMess server on 127.0.0.1
 #   make unit-asan    the core unit tests under ASan+UBSan
+#   make bench-core   codec throughput next to bare OpenSSL EVP loops
 #   make asan         nginx + module built with ASan+UBSan from Debian's
 #                     nginx source, then the whole prove suite against it
 
@@ -42,7 +43,8 @@ MODULE_SO  := $(NGINX_SRC)/objs/ngx_stream_vmess_module.so
 NGINX_BIN  := $(NGINX_SRC)/objs/nginx
 endif
 
-.PHONY: all deps module unit tools test run unit-asan asan clean style
+.PHONY: all deps module unit tools test run unit-asan asan bench-core \
+        clean style
 
 all: module unit tools
 
@@ -123,6 +125,13 @@ test: deps all style
 
 run: deps all
 	NGINX_BIN=$(NGINX_BIN) VMESS_MODULE=$(MODULE_SO) tools/quickstart
+
+bench-core: $(OBJS)/bench-core
+	$(OBJS)/bench-core
+
+$(OBJS)/bench-core: bench/core.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(OBJS)
+	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $< $(CORE_SRCS) -lcrypto
 
 ASAN_WORK  := $(OBJS)/asan
 
