@@ -29,7 +29,7 @@ stream {
     }
 }
 EOF
-$t->run($t->port('vmess'));
+$t->run();
 
 my $echo = $t->target('echo');
 my @base = ('-s', '127.0.0.1:' . $t->port('vmess'), '-u', $alice,

@@ -59,7 +59,7 @@ stream {
     }
 }
 EOF
-$t->run(map { $t->port($_) } qw/drain fallback policy/);
+$t->run();
 
 my $drain = '127.0.0.1:' . $t->port('drain');
 

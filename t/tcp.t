@@ -34,7 +34,7 @@ stream {
     }
 }
 EOF
-$t->run($t->port('vmess'));
+$t->run();
 
 my $echo = $t->target('echo');
 my $server = '127.0.0.1:' . $t->port('vmess');

@@ -36,7 +36,7 @@ stream {
     }
 }
 EOF
-$t->run($t->port('vmess'));
+$t->run();
 
 my $echo = $t->target('echo');
 my $n = 16 * 1024 * 1024;
