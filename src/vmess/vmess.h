@@ -214,7 +214,10 @@ int vmess_legacy_header_open(const vmess_user_t *user, int64_t timestamp,
     const uint8_t *in, size_t len, size_t *consumed, vmess_request_t *req);
 
 /* Client: seal a header.  rand4 and nonce8 are the AuthID random and the
- * connection nonce; req->padding holds the padding bytes to send. */
+ * connection nonce; req->padding holds the padding bytes to send.  For a
+ * legacy header auth_id is the ID whose HMAC authenticates it (the primary
+ * ID or one of its alter IDs); the header is encrypted with user->cmd_key
+ * either way. */
 int vmess_aead_header_seal(const vmess_user_t *user, int64_t now,
     const uint8_t rand4[4], const uint8_t nonce8[8],
     const vmess_request_t *req, uint8_t *out, size_t cap, size_t *len);
