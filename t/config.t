@@ -46,7 +46,7 @@ sub refused {
     my ($rc, $out) = $t->test_conf("$name.conf");
     my $line = line_of("$name.conf", $marker);
     isnt($rc, 0, "$name: nginx -t fails");
-    like($out, qr/\[emerg\] .*$msg.* in \Q@{[$t->dir()]}\E\/$name\.conf:$line/,
+    like($out, qr/\[emerg\] .*\Q$msg\E.* in \Q@{[$t->dir()]}\E\/$name\.conf:$line/,
          "$name: message with file:line") or diag($out);
 }
 
@@ -59,18 +59,18 @@ my ($rc, $out) = $t->test_conf('good.conf');
 is($rc, 0, 'a valid configuration passes nginx -t') or diag($out);
 
 refused('bad_uuid', conf(extra => "        vmess_user 1234-not-a-uuid;\n"),
-        qr/1234-not-a-uuid/, 'invalid uuid "1234-not-a-uuid"');
+        qr/1234-not-a-uuid/, 'invalid UUID "1234-not-a-uuid"');
 refused('bad_security',
         conf(extra => "        vmess_security aes-256-gcm;\n"),
         qr/aes-256-gcm/, 'unknown security "aes-256-gcm"');
 refused('bad_fallback',
         conf(extra => "        vmess_fallback no_such_host_x:notaport;\n"),
-        qr/vmess_fallback/, 'invalid fallback address');
+        qr/vmess_fallback/, 'invalid port in "vmess_fallback" address');
 refused('bad_alter_id',
         conf(extra => "        vmess_user $uuid bob alter_id=70000;\n"),
-        qr/alter_id=70000/, 'invalid alter_id');
+        qr/alter_id=70000/, 'invalid parameter "alter_id=70000"');
 refused('no_zone', conf(zone => ''), qr/vmess on;/,
-        'vmess_zone is not defined');
+        '"vmess_zone" is not defined for "vmess"');
 
 write_file($t->dir() . '/users', "# users\n" . random_uuid() . " carol\n"
                                  . "\nnot-a-uuid dave\n");
@@ -78,7 +78,7 @@ $t->write_conf(conf(extra => "        vmess_user_file %%TESTDIR%%/users;\n"),
                'bad_user_file.conf');
 ($rc, $out) = $t->test_conf('bad_user_file.conf');
 isnt($rc, 0, 'bad user file: nginx -t fails');
-like($out, qr/\[emerg\] .*invalid uuid "not-a-uuid".* in \Q@{[$t->dir()]}\E\/users:4/,
+like($out, qr/\[emerg\] .*invalid UUID "not-a-uuid".* in \Q@{[$t->dir()]}\E\/users:4/,
      'bad user file: message names the user file and its line')
     or diag($out);
 
