@@ -130,10 +130,19 @@ for (1 .. 6) {
 }
 is($refused, 18, 'every replay refused, whichever worker took it');
 
-my $fresh = saved_header();
-my $tampered = $fresh;
+# a header sent only to a silent recorder, so its AuthID is still unused
+my $capture = $t->recorder("$dir/capture.log");
+sub unsent_header {
+    my $file = "$dir/unsent-" . int(rand(1e9));
+    $t->client('-s', "127.0.0.1:$capture", '-u', $alice, '-t',
+               "127.0.0.1:$echo", '-n', 10, '--timeout', 1,
+               '--replay-file', $file, 'raw');
+    return read_file($file);
+}
+
+my $tampered = unsent_header();
+ok(length $tampered > 42, 'unsent header captured');
 substr($tampered, 50, 1) = chr(ord(substr($tampered, 50, 1)) ^ 1);
-# the tampered copy carries an AuthID nobody has used yet
 ($got) = raw($t->port('drain'), $tampered, 3);
 is($got, '', 'tampered header: nothing sent back');
 log_has(qr/vmess: (?:bad header|authentication failed)/,

@@ -40,6 +40,7 @@ sub new {
         client   => "$top/objs/vmess-client",
         ports    => {},
         daemons  => [],
+        owner    => $$,
         %opts,
     }, $class;
 
@@ -354,6 +355,8 @@ sub finish {
 
 sub DESTROY {
     my ($self) = @_;
+    # forked daemons inherit the object: only its owner stops things
+    return if $$ != $self->{owner};
     local $?;
     $self->stop();
     $self->kill_daemons() if @{$self->{daemons} || []};
