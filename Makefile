@@ -7,6 +7,9 @@
 #   make run          deps + build + start a VMess server on 127.0.0.1
 #   make unit-asan    the core unit tests under ASan+UBSan
 #   make bench-core   codec throughput next to bare OpenSSL EVP loops
+#   make bench        server CPU, handshakes and memory against v2ray and
+#                     plain nginx; writes bench/RESULTS.md
+#   make fuzz         each libFuzzer harness for FUZZ_SECONDS (60)
 #   make asan         nginx + module built with ASan+UBSan from Debian's
 #                     nginx source, then the whole prove suite against it
 
@@ -33,7 +36,7 @@ TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS))
 DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
               libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
-              v2ray
+              v2ray openssl clang libclang-rt-14-dev
 
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so
@@ -44,7 +47,7 @@ NGINX_BIN  := $(NGINX_SRC)/objs/nginx
 endif
 
 .PHONY: all deps module unit tools test run unit-asan asan bench-core \
-        clean style
+        bench fuzz clean style
 
 all: module unit tools
 
@@ -132,6 +135,14 @@ bench-core: $(OBJS)/bench-core
 $(OBJS)/bench-core: bench/core.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(OBJS)
 	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $< $(CORE_SRCS) -lcrypto
+
+bench: deps all $(OBJS)/bench-core
+	bench/run
+
+FUZZ_SECONDS ?= 60
+
+fuzz: deps
+	fuzz/run $(FUZZ_SECONDS)
 
 ASAN_WORK  := $(OBJS)/asan
 
