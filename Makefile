@@ -82,7 +82,7 @@ $(MODULE_SO): config $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
 	fi
 	$(MAKE) -s -C $(OBJS)/ngxdev -f objs/Makefile \
 	    objs/ngx_stream_vmess_module.so
-	cp $(OBJS)/ngxdev/objs/ngx_stream_vmess_module.so $@
+	cp $(OBJS)/ngxdev/objs/ngx_stream_vmess_module.so $@.tmp && mv $@.tmp $@
 else
 $(MODULE_SO): config $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
 	$(MAKE) -C $(NGINX_SRC) -f objs/Makefile

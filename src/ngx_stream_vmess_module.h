@@ -12,6 +12,140 @@
 #include "vmess.h"
 
 
+/* a free bit of c->buffered: the filter still holds data of a direction */
+#define NGX_STREAM_VMESS_BUFFERED       0x20
+
+/* allowed securities, "vmess_security" */
+#define NGX_STREAM_VMESS_SEC_CFB        0x01
+#define NGX_STREAM_VMESS_SEC_GCM        0x02
+#define NGX_STREAM_VMESS_SEC_CHACHA     0x04
+#define NGX_STREAM_VMESS_SEC_NONE       0x08    /* 5, chunk stream (0x01) */
+#define NGX_STREAM_VMESS_SEC_ZERO       0x10    /* 5, raw (no 0x01) */
+#define NGX_STREAM_VMESS_SEC_ALL        0x1f
+
+/* session states */
+#define NGX_STREAM_VMESS_AUTH           0   /* waiting for 16 bytes */
+#define NGX_STREAM_VMESS_HEADER         1   /* user found, header pending */
+#define NGX_STREAM_VMESS_RESOLVING      2
+#define NGX_STREAM_VMESS_ACTIVE         3   /* header consumed, filter on */
+#define NGX_STREAM_VMESS_FALLBACK       4   /* bytes pass untouched */
+#define NGX_STREAM_VMESS_DRAIN          5
+#define NGX_STREAM_VMESS_REFUSED        6
+
+/* $vmess_status */
+#define NGX_STREAM_VMESS_ST_NONE        0
+#define NGX_STREAM_VMESS_ST_OK          1
+#define NGX_STREAM_VMESS_ST_FALLBACK    2
+#define NGX_STREAM_VMESS_ST_UNKNOWN     3
+#define NGX_STREAM_VMESS_ST_REPLAY      4
+#define NGX_STREAM_VMESS_ST_SKEW        5
+#define NGX_STREAM_VMESS_ST_BAD_HEADER  6
+#define NGX_STREAM_VMESS_ST_DENIED      7
+
+/* chunk plaintext per sealed response chunk */
+#define NGX_STREAM_VMESS_SEAL_MAX       16384
+
+
+typedef struct {
+    u_char                          id[16];
+    ngx_str_t                       uuid;       /* canonical text */
+    ngx_str_t                       name;       /* email, else uuid */
+    ngx_uint_t                      alter_ids;
+} ngx_stream_vmess_user_conf_t;
+
+
+typedef struct {
+    ngx_shm_zone_t                 *shm_zone;
+} ngx_stream_vmess_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                      enable;
+    ngx_flag_t                      legacy;
+    ngx_flag_t                      allow_private;
+    ngx_flag_t                      strict_nonce;
+    ngx_uint_t                      security;
+
+    ngx_array_t                    *user_confs;
+    ngx_str_t                       fallback;
+
+    /* built at merge time for "vmess on" servers */
+    vmess_user_t                   *users;
+    ngx_uint_t                      nusers;
+    vmess_legacy_index_t           *legacy_index;
+    time_t                          legacy_updated;
+    size_t                          drain_base;
+    size_t                          drain_max;
+
+    /* where "vmess on" was set, for errors found at merge time */
+    ngx_str_t                       file;
+    ngx_uint_t                      line;
+} ngx_stream_vmess_srv_conf_t;
+
+
+typedef struct {
+    ngx_chain_t                    *in;         /* own links, unconsumed */
+    ngx_chain_t                    *free;       /* own output buffers */
+    ngx_chain_t                    *busy;
+    ngx_uint_t                      nbufs;
+    unsigned                        last:1;     /* input had last_buf */
+    unsigned                        last_sent:1;
+    unsigned                        started:1;
+    unsigned                        eof:1;      /* VMess end chunk seen */
+    unsigned                        shut:1;     /* upstream half-closed */
+} ngx_stream_vmess_dir_t;
+
+
+typedef struct {
+    ngx_stream_session_t           *session;
+    ngx_uint_t                      state;
+    ngx_uint_t                      status;
+    ngx_msec_t                      start;
+
+    ngx_uint_t                      user;
+    int64_t                         timestamp;
+
+    uint8_t                         command;
+    uint8_t                         response_v;
+    ngx_uint_t                      security;   /* NGX_STREAM_VMESS_SEC_* */
+
+    unsigned                        has_user:1;
+    unsigned                        legacy:1;
+    unsigned                        in_resolver:1;
+    unsigned                        resolve_failed:1;
+    unsigned                        header_sent:1;
+    unsigned                        dec_init:1;
+    unsigned                        enc_init:1;
+    unsigned                        wrap_logged:1;
+    unsigned                        proxy_protocol:1;
+
+    ngx_str_t                       target;     /* host:port, IP literal */
+    ngx_str_t                       host;       /* as sent */
+    in_port_t                       port;
+    u_char                          port_text[6];
+    ngx_sockaddr_t                  sockaddr;
+    socklen_t                       socklen;
+    ngx_resolver_ctx_t             *rctx;
+
+    size_t                          drain_size;
+    size_t                          drained;
+
+    vmess_body_t                    dec;        /* client -> upstream */
+    vmess_body_t                    enc;        /* upstream -> client */
+    u_char                         *staging;
+    u_char                          pad[64];
+
+    ngx_stream_vmess_dir_t          dir[2];     /* 0: to upstream */
+} ngx_stream_vmess_ctx_t;
+
+
+ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
+
+char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
+    const u_char *authid, time_t timestamp);
+
+
 extern ngx_module_t  ngx_stream_vmess_module;
 
 #endif /* NGX_STREAM_VMESS_MODULE_H */

@@ -1,0 +1,592 @@
+/*
+ * ngx_stream_vmess_module: the stream filter.
+ *
+ * from_upstream == 0: VMess chunks from the client are opened into
+ * plaintext for the upstream; the end chunk half-closes the upstream.
+ * from_upstream == 1: the response header, then upstream bytes sealed into
+ * chunks of up to 16 KiB; last_buf adds the end chunk.
+ *
+ * The proxy reuses its buffers as soon as they are consumed, so the filter
+ * writes into its own buffers (a small free list per direction, allocated
+ * once), keeps its own links to input it has not consumed yet, and applies
+ * backpressure by not consuming input (NGINX-STREAM-NOTES.md §2.4).
+ */
+
+#include "ngx_stream_vmess_module.h"
+
+
+#define NGX_STREAM_VMESS_NBUFS          2
+#define NGX_STREAM_VMESS_DEC_SIZE       65536   /* one chunk's plaintext */
+#define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
+
+
+static ngx_int_t ngx_stream_vmess_filter(ngx_stream_session_t *s,
+    ngx_chain_t *in, ngx_uint_t from_upstream);
+static ngx_int_t ngx_stream_vmess_decode(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
+    ngx_chain_t ***ll);
+static ngx_int_t ngx_stream_vmess_encode(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
+    ngx_chain_t ***ll);
+static ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d, size_t size);
+static void ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d,
+    ngx_chain_t *cl);
+static void ngx_stream_vmess_consumed(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d);
+static void ngx_stream_vmess_check_wrap(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_body_t *b);
+static ngx_int_t ngx_stream_vmess_chunk_error(ngx_stream_session_t *s,
+    int rc, const char *dir);
+
+
+static ngx_stream_filter_pt  ngx_stream_next_filter;
+
+
+static ngx_int_t
+ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
+    ngx_uint_t from_upstream)
+{
+    u_char                  *p;
+    size_t                   size;
+    ngx_int_t                rc;
+    ngx_uint_t               pending;
+    ngx_chain_t             *cl, *ln, **ll, *out;
+    ngx_connection_t        *c, *dst;
+    ngx_stream_vmess_ctx_t  *ctx;
+    ngx_stream_vmess_dir_t  *d;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_vmess_module);
+
+    if (ctx == NULL || ctx->state != NGX_STREAM_VMESS_ACTIVE) {
+        return ngx_stream_next_filter(s, in, from_upstream);
+    }
+
+    c = s->connection;
+    d = &ctx->dir[from_upstream ? 1 : 0];
+
+    if (from_upstream) {
+        dst = c;
+
+    } else {
+        dst = s->upstream ? s->upstream->peer.connection : NULL;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                   "vmess filter u:%ui in:%p", from_upstream, in);
+
+    /*
+     * "proxy_protocol on": the PROXY header comes first, in a buffer of
+     * its own, before the preread remainder; it passes through untouched.
+     */
+
+    if (!d->started) {
+        d->started = 1;
+
+        if (!from_upstream) {
+            for (cl = in; cl; cl = cl->next) {
+                size = ngx_buf_size(cl->buf);
+
+                if (size == 0) {
+                    continue;
+                }
+
+                p = cl->buf->pos;
+
+                if (size >= 8
+                    && ngx_buf_in_memory(cl->buf)
+                    && (c->buffer == NULL || p < c->buffer->start
+                        || p >= c->buffer->end)
+                    && ngx_strncmp(p, "PROXY ", 6) == 0
+                    && p[size - 2] == CR && p[size - 1] == LF)
+                {
+                    ctx->proxy_protocol = 1;
+                }
+
+                break;
+            }
+        }
+    }
+
+    /*
+     * Remember the new input.  Zero-size bufs (flush/last_buf marks) go
+     * back to the proxy's free list right after we return: record their
+     * flags, never the bufs.
+     */
+
+    for (ll = &d->in; *ll; ll = &(*ll)->next) { /* void */ }
+
+    for (cl = in; cl; cl = cl->next) {
+
+        if (cl->buf->last_buf) {
+            d->last = 1;
+        }
+
+        if (ngx_buf_size(cl->buf) == 0) {
+            continue;
+        }
+
+        ln = ngx_alloc_chain_link(c->pool);
+        if (ln == NULL) {
+            return NGX_ERROR;
+        }
+
+        ln->buf = cl->buf;
+        ln->next = NULL;
+
+        *ll = ln;
+        ll = &ln->next;
+    }
+
+    rc = NGX_OK;
+
+    for ( ;; ) {
+
+        out = NULL;
+        ll = &out;
+
+        if (from_upstream) {
+            rc = ngx_stream_vmess_encode(s, ctx, d, &ll);
+
+        } else {
+            rc = ngx_stream_vmess_decode(s, ctx, d, &ll);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (out == NULL
+            && (dst == NULL
+                || !(dst->buffered & ~NGX_STREAM_VMESS_BUFFERED)))
+        {
+            /* the write filter alerts on an empty chain with nothing saved */
+            rc = NGX_OK;
+            break;
+        }
+
+        rc = ngx_stream_next_filter(s, out, from_upstream);
+
+        ngx_chain_update_chains(c->pool, &d->free, &d->busy, &out,
+                                (ngx_buf_tag_t) &ngx_stream_vmess_module);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        pending = (d->in != NULL || (d->last && !d->last_sent));
+
+        if (!pending
+            || (d->free == NULL && d->nbufs >= NGX_STREAM_VMESS_NBUFS))
+        {
+            break;
+        }
+    }
+
+    /* the VMess end chunk: half-close the upstream once it is flushed */
+
+    if (!from_upstream && d->eof && !d->shut && dst
+        && d->busy == NULL
+        && !(dst->buffered & ~NGX_STREAM_VMESS_BUFFERED))
+    {
+        d->shut = 1;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "vmess end chunk: upstream socket shutdown");
+
+        if (ngx_shutdown_socket(dst->fd, NGX_WRITE_SHUTDOWN) == -1) {
+            ngx_connection_error(dst, ngx_socket_errno,
+                                 ngx_shutdown_socket_n " failed");
+        }
+    }
+
+    if (dst) {
+        if (d->in || (d->last && !d->last_sent)
+            || (!from_upstream && d->eof && !d->shut))
+        {
+            dst->buffered |= NGX_STREAM_VMESS_BUFFERED;
+
+        } else {
+            dst->buffered &= ~NGX_STREAM_VMESS_BUFFERED;
+        }
+    }
+
+    return rc;
+}
+
+
+/* client -> upstream: open chunks into our buffers */
+
+static ngx_int_t
+ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_dir_t *d, ngx_chain_t ***ll)
+{
+    int                rc;
+    size_t             consumed, produced, size;
+    ngx_buf_t         *b, *ib;
+    ngx_chain_t       *cl;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    while (d->in || (d->last && !d->last_sent)) {
+
+        if (d->eof) {
+            /* after the end chunk: nothing more goes to the upstream */
+
+            while (d->in) {
+                d->in->buf->pos = d->in->buf->last;
+                ngx_stream_vmess_consumed(s, d);
+            }
+
+            d->last_sent = 1;
+            break;
+        }
+
+        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_DEC_SIZE);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (cl == NULL) {
+            /* all our buffers are busy: leave the input unconsumed */
+            return NGX_AGAIN;
+        }
+
+        b = cl->buf;
+
+        if (ctx->proxy_protocol && d->in) {
+            ctx->proxy_protocol = 0;
+
+            ib = d->in->buf;
+            size = ib->last - ib->pos;
+
+            if (size <= (size_t) (b->end - b->last)) {
+                b->last = ngx_cpymem(b->last, ib->pos, size);
+                ib->pos = ib->last;
+                ngx_stream_vmess_consumed(s, d);
+            }
+        }
+
+        while (d->in && b->last < b->end) {
+            ib = d->in->buf;
+
+            consumed = 0;
+            produced = 0;
+
+            rc = vmess_body_open(&ctx->dec, ib->pos, ib->last - ib->pos,
+                                 &consumed, b->last, b->end - b->last,
+                                 &produced);
+
+            ib->pos += consumed;
+            b->last += produced;
+
+            if (ib->pos == ib->last) {
+                ngx_stream_vmess_consumed(s, d);
+            }
+
+            if (rc == VMESS_OK) {
+                ngx_stream_vmess_check_wrap(s, ctx, &ctx->dec);
+
+                if (ctx->dec.eof) {
+                    ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                                   "vmess request end chunk");
+                    d->eof = 1;
+                    break;
+                }
+
+                if (consumed == 0 && produced == 0) {
+                    ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                                  "vmess_body_open() made no progress");
+                    return NGX_ERROR;
+                }
+
+                continue;
+            }
+
+            if (rc == VMESS_AGAIN) {
+                continue;
+            }
+
+            if (rc == VMESS_NEED_STAGING) {
+
+                if (ctx->staging) {
+                    ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                                  "vmess_body_open() asked for staging "
+                                  "twice");
+                    return NGX_ERROR;
+                }
+
+                ctx->staging = ngx_palloc(c->pool, VMESS_STAGING_SIZE);
+                if (ctx->staging == NULL) {
+                    return NGX_ERROR;
+                }
+
+                vmess_body_set_staging(&ctx->dec, ctx->staging,
+                                       VMESS_STAGING_SIZE);
+                continue;
+            }
+
+            if (rc == VMESS_ERR_NO_SPACE && b->last > b->pos) {
+                /* the next chunk goes into the next buffer */
+                break;
+            }
+
+            return ngx_stream_vmess_chunk_error(s, rc, "request");
+        }
+
+        if (d->in == NULL && d->last && !d->eof) {
+            /* the client closed without an end chunk */
+            b->last_buf = 1;
+            d->last_sent = 1;
+        }
+
+        if (b->pos == b->last) {
+
+            if (!b->last_buf) {
+                ngx_stream_vmess_put_buf(d, cl);
+                continue;
+            }
+
+            /* an empty last_buf must not look like in-memory data */
+            b->temporary = 0;
+        }
+
+        **ll = cl;
+        *ll = &cl->next;
+    }
+
+    return NGX_OK;
+}
+
+
+/* upstream -> client: the response header, then sealed chunks */
+
+static ngx_int_t
+ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_dir_t *d, ngx_chain_t ***ll)
+{
+    int                rc;
+    size_t             len, room, written, overhead;
+    ngx_buf_t         *b, *ib;
+    ngx_chain_t       *cl;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    while (d->in || (d->last && !d->last_sent)) {
+
+        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_ENC_SIZE);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (cl == NULL) {
+            return NGX_AGAIN;
+        }
+
+        b = cl->buf;
+
+        if (!ctx->header_sent) {
+            rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL,
+                                            b->last, b->end - b->last,
+                                            &written);
+            if (rc != VMESS_OK) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "vmess_response_header_seal() failed: %s",
+                              vmess_strerror(rc));
+                return NGX_ERROR;
+            }
+
+            b->last += written;
+            ctx->header_sent = 1;
+        }
+
+        overhead = vmess_body_overhead(&ctx->enc);
+
+        while (d->in) {
+            ib = d->in->buf;
+
+            room = b->end - b->last;
+
+            if (room <= overhead) {
+                break;
+            }
+
+            len = ngx_min((size_t) (ib->last - ib->pos),
+                          NGX_STREAM_VMESS_SEAL_MAX);
+            len = ngx_min(len, room - overhead);
+
+            written = 0;
+
+            rc = vmess_body_seal(&ctx->enc, ib->pos, len, ctx->pad, b->last,
+                                 room, &written);
+
+            if (rc != VMESS_OK) {
+                return ngx_stream_vmess_chunk_error(s, rc, "response");
+            }
+
+            ngx_stream_vmess_check_wrap(s, ctx, &ctx->enc);
+
+            ib->pos += len;
+            b->last += written;
+
+            if (ib->pos == ib->last) {
+                ngx_stream_vmess_consumed(s, d);
+            }
+        }
+
+        if (d->in == NULL && d->last && !d->last_sent) {
+            written = 0;
+
+            rc = vmess_body_seal_end(&ctx->enc, ctx->pad, b->last,
+                                     b->end - b->last, &written);
+
+            if (rc == VMESS_OK) {
+                b->last += written;
+                b->last_buf = 1;
+                d->last_sent = 1;
+
+            } else if (rc != VMESS_ERR_NO_SPACE || b->last == b->pos) {
+                return ngx_stream_vmess_chunk_error(s, rc, "response");
+            }
+
+            /* no room: the end chunk goes into the next buffer */
+        }
+
+        if (b->pos == b->last) {
+
+            if (!b->last_buf) {
+                ngx_stream_vmess_put_buf(d, cl);
+                break;
+            }
+
+            b->temporary = 0;
+        }
+
+        **ll = cl;
+        *ll = &cl->next;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_chain_t *
+ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
+    size_t size)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (d->free) {
+        cl = d->free;
+        d->free = cl->next;
+
+    } else if (d->nbufs < NGX_STREAM_VMESS_NBUFS) {
+        cl = ngx_alloc_chain_link(s->connection->pool);
+        if (cl == NULL) {
+            return NGX_CHAIN_ERROR;
+        }
+
+        cl->buf = ngx_create_temp_buf(s->connection->pool, size);
+        if (cl->buf == NULL) {
+            return NGX_CHAIN_ERROR;
+        }
+
+        d->nbufs++;
+
+    } else {
+        return NULL;
+    }
+
+    cl->next = NULL;
+
+    /* a recycled buf keeps its old flags: reset everything we use */
+
+    b = cl->buf;
+    b->pos = b->start;
+    b->last = b->start;
+    b->temporary = 1;
+    b->flush = 1;
+    b->last_buf = 0;
+    b->tag = (ngx_buf_tag_t) &ngx_stream_vmess_module;
+
+    return cl;
+}
+
+
+static void
+ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d, ngx_chain_t *cl)
+{
+    cl->next = d->free;
+    d->free = cl;
+}
+
+
+/* the first input link is used up: drop our link to it */
+
+static void
+ngx_stream_vmess_consumed(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d)
+{
+    ngx_chain_t  *ln;
+
+    ln = d->in;
+    d->in = ln->next;
+
+    ngx_free_chain(s->connection->pool, ln);
+}
+
+
+static void
+ngx_stream_vmess_check_wrap(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_body_t *b)
+{
+    if (b->wraps == 0 || ctx->wrap_logged
+        || (b->flags & VMESS_BODY_STRICT_NONCE))
+    {
+        return;
+    }
+
+    ctx->wrap_logged = 1;
+
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "vmess: %s chunk counter wrapped, continuing",
+                  b == &ctx->dec ? "request" : "response");
+}
+
+
+static ngx_int_t
+ngx_stream_vmess_chunk_error(ngx_stream_session_t *s, int rc,
+    const char *dir)
+{
+    ngx_uint_t  level;
+
+    if (rc == VMESS_ERR_NONCE_WRAP) {
+        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                      "vmess: %s chunk counter wrapped, "
+                      "closing (vmess_strict_nonce)", dir);
+        return NGX_ERROR;
+    }
+
+    level = (rc == VMESS_ERR_CRYPTO || rc == VMESS_ERR_INVALID
+             || rc == VMESS_ERR_NO_SPACE)
+            ? NGX_LOG_ALERT : NGX_LOG_INFO;
+
+    ngx_log_error(level, s->connection->log, 0,
+                  "vmess: bad %s chunk: %s", dir, vmess_strerror(rc));
+
+    return NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_stream_vmess_filter_init(ngx_conf_t *cf)
+{
+    ngx_stream_next_filter = ngx_stream_top_filter;
+    ngx_stream_top_filter = ngx_stream_vmess_filter;
+
+    return NGX_OK;
+}
