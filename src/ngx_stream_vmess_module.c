@@ -37,6 +37,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_stream_vmess_preread_handler(ngx_stream_session_t *s);
+static ngx_int_t ngx_stream_vmess_log_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_vmess_auth(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_header(ngx_stream_session_t *s,
@@ -241,6 +242,38 @@ static ngx_str_t  ngx_stream_vmess_command_names[] = {
     ngx_string("udp"),
     ngx_string("mux")
 };
+
+
+/*
+ * nginx's preread checker closes a connection on EOF or preread_timeout
+ * without calling the handler again, so a header that never completed is
+ * reported here, when the session ends.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_log_handler(ngx_stream_session_t *s)
+{
+    size_t                   received;
+    ngx_connection_t        *c;
+    ngx_stream_vmess_ctx_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_vmess_module);
+
+    if (ctx == NULL
+        || (ctx->state != NGX_STREAM_VMESS_AUTH
+            && ctx->state != NGX_STREAM_VMESS_HEADER))
+    {
+        return NGX_OK;
+    }
+
+    c = s->connection;
+    received = c->buffer ? (size_t) (c->buffer->last - c->buffer->start) : 0;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "vmess: incomplete header, %uz bytes received", received);
+
+    return NGX_OK;
+}
 
 
 static ngx_int_t
@@ -1890,6 +1923,13 @@ ngx_stream_vmess_init(ngx_conf_t *cf)
     }
 
     *h = ngx_stream_vmess_preread_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_STREAM_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_stream_vmess_log_handler;
 
     return ngx_stream_vmess_filter_init(cf);
 }

@@ -148,13 +148,18 @@ is($got, '', 'tampered header: nothing sent back');
 log_has(qr/vmess: (?:bad header|authentication failed)/,
         'tampered header logged');
 
-my $truncated = substr(saved_header(), 0, 30);
+my $truncated = substr(unsent_header(), 0, 30);
 ($got, $closed) = raw($t->port('drain'), $truncated, 5);
 is($got, '', 'truncated header: nothing sent back');
+log_has(qr/vmess: incomplete header, 30 bytes received/,
+        'truncated header logged with its size');
 
+my $unknown_before = () = $t->error_log() =~ /vmess: unknown user/g;
 my ($rc, $out) = $t->client('-s', $drain, '-u', random_uuid(),
                             '-t', "127.0.0.1:$target", '-n', 10, 'raw');
 is($rc, 2, 'wrong user: no response header') or diag($out);
+my $unknown_after = () = $t->error_log() =~ /vmess: unknown user/g;
+is($unknown_after, $unknown_before + 1, 'wrong user logged as unknown user');
 
 for my $skew (130, -130) {
     ($rc, $out) = $t->client('-s', $drain, '-u', $alice,
