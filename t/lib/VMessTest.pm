@@ -51,6 +51,8 @@ sub new {
 
     # workers run as nobody: they must read the dir (and the user file)
     chmod 0755, $self->{dir};
+    # an nginx built from source defaults http logs to PREFIX/logs/
+    mkdir "$self->{dir}/logs";
     diag("test dir $self->{dir}") if $ENV{KEEP};
 
     return $self;
