@@ -910,10 +910,22 @@ ngx_stream_vmess_resolve(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx)
     }
 
     if (rctx == NGX_NO_RESOLVER) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "vmess: no resolver defined to resolve %V",
-                      &ctx->host);
-        return NGX_STREAM_BAD_GATEWAY;
+        /*
+         * Without a resolver the name is left to proxy_pass: an upstream{}
+         * ignores it, and "proxy_pass $vmess_target" cannot resolve it
+         * either, so no unchecked address is ever connected to.
+         */
+
+        ctx->target.len = ctx->host.len + 1 + ngx_strlen(ctx->port_text);
+        ctx->target.data = ngx_pnalloc(c->pool, ctx->target.len);
+        if (ctx->target.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(ctx->target.data, "%V:%s", &ctx->host, ctx->port_text);
+        ctx->state = NGX_STREAM_VMESS_ACTIVE;
+
+        return NGX_OK;
     }
 
     /* the resolver lowercases the name in place: keep the one sent */

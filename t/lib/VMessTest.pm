@@ -115,9 +115,9 @@ sub run {
         last if -s "$self->{dir}/nginx.pid";
         if (waitpid($pid, WNOHANG) == $pid) {
             delete $self->{nginx_pid};
-            BAIL_OUT("nginx exited at start:\n"
-                     . read_file("$self->{dir}/error.log")
-                     . read_file("$self->{dir}/stderr.log"));
+            diag(read_file("$self->{dir}/error.log")
+                 . read_file("$self->{dir}/stderr.log"));
+            BAIL_OUT('nginx exited at start');
         }
         sleep 0.05;
     }
