@@ -95,6 +95,10 @@ uint32_t vmess_crc32(const uint8_t *p, size_t len);
 int vmess_uuid_parse(const char *s, size_t len, uint8_t id[16]);
 void vmess_uuid_format(const uint8_t id[16], char out[37]);  /* NUL-ended */
 
+/* 1..255 bytes of [A-Za-z0-9._-] (v2ray's rule): the text of a destination
+ * ends up in proxy_pass, where "unix:" or "[" would mean something else */
+int vmess_domain_valid(const uint8_t *p, size_t len);
+
 
 /* keys and KDF (vmess_kdf.c) */
 

@@ -32,7 +32,6 @@ static int vmess_header_parse(const uint8_t *p, size_t len, size_t *used,
 static int vmess_header_parse_addr(const uint8_t *p, size_t len,
     size_t *pos, vmess_request_t *req);
 static int vmess_domain_to_ip(vmess_request_t *req);
-static int vmess_domain_valid(const uint8_t *p, size_t len);
 static int vmess_header_build(const vmess_request_t *req, uint8_t *p,
     size_t *len);
 static int vmess_header_aead_keys(const uint8_t cmd_key[16],
@@ -279,34 +278,6 @@ vmess_domain_to_ip(vmess_request_t *req)
     memcpy(req->addr, ip, n);
     req->addr_len = (uint8_t) n;
     req->addr_type = (n == 4) ? VMESS_ADDR_IPV4 : VMESS_ADDR_IPV6;
-
-    return 1;
-}
-
-
-/* [A-Za-z0-9._-]+ only: the text ends up in proxy_pass ("unix:", "[") */
-
-static int
-vmess_domain_valid(const uint8_t *p, size_t len)
-{
-    size_t   i;
-    uint8_t  c;
-
-    if (len == 0 || len > 255) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
-        {
-            continue;
-        }
-
-        return 0;
-    }
 
     return 1;
 }

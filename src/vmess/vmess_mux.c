@@ -26,7 +26,6 @@ static int vmess_mux_parse_header(const uint8_t *p, size_t meta_len,
     vmess_mux_frame_t *frame);
 static int vmess_mux_parse_addr(const uint8_t *p, size_t len,
     vmess_mux_frame_t *frame);
-static int vmess_mux_domain_valid(const uint8_t *p, size_t len);
 static size_t vmess_mux_addr_size(const vmess_mux_frame_t *frame);
 
 
@@ -240,8 +239,7 @@ vmess_mux_parse_addr(const uint8_t *p, size_t len, vmess_mux_frame_t *frame)
         return VMESS_ERR_BAD_FRAME;
     }
 
-    if (frame->addr_type == VMESS_ADDR_DOMAIN && !vmess_mux_domain_valid(p, n))
-    {
+    if (frame->addr_type == VMESS_ADDR_DOMAIN && !vmess_domain_valid(p, n)) {
         return VMESS_ERR_BAD_FRAME;
     }
 
@@ -249,34 +247,6 @@ vmess_mux_parse_addr(const uint8_t *p, size_t len, vmess_mux_frame_t *frame)
     frame->addr_len = (uint8_t) n;
 
     return VMESS_OK;
-}
-
-
-/* v2ray's rule: non-empty, only [A-Za-z0-9._-] */
-
-static int
-vmess_mux_domain_valid(const uint8_t *p, size_t len)
-{
-    size_t   i;
-    uint8_t  c;
-
-    if (len == 0) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
-        {
-            continue;
-        }
-
-        return 0;
-    }
-
-    return 1;
 }
 
 
@@ -294,7 +264,7 @@ vmess_mux_addr_size(const vmess_mux_frame_t *frame)
         return frame->addr_len == 16 ? 1 + 16 : 0;
 
     case VMESS_ADDR_DOMAIN:
-        if (!vmess_mux_domain_valid(frame->addr, frame->addr_len)) {
+        if (!vmess_domain_valid(frame->addr, frame->addr_len)) {
             return 0;
         }
 

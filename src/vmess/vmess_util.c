@@ -179,3 +179,29 @@ vmess_uuid_format(const uint8_t id[16], char out[37])
 
     out[n] = '\0';
 }
+
+
+int
+vmess_domain_valid(const uint8_t *p, size_t len)
+{
+    size_t   i;
+    uint8_t  c;
+
+    if (len == 0 || len > 255) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
