@@ -208,7 +208,9 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
     if (dst) {
         if (d->in || (d->last && !d->last_sent)
-            || (!from_upstream && d->eof && !d->shut))
+            || (!from_upstream && d->eof && !d->shut)
+            || (from_upstream && ctx->ws && ctx->ws->close_sent
+                && !ctx->ws->closed && !c->read->eof))
         {
             dst->buffered |= NGX_STREAM_VMESS_BUFFERED;
 

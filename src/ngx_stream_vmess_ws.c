@@ -566,7 +566,8 @@ ngx_stream_vmess_ws_fallback(ngx_stream_session_t *s,
 
 /*
  * The proxy's buffer of client bytes: unframe it in place (payload bytes
- * never overtake the frame bytes they come from).
+ * never overtake the frame bytes they come from).  The unframer writes
+ * from *wp on and leaves its end there.
  */
 
 ngx_int_t
@@ -595,6 +596,8 @@ ngx_stream_vmess_ws_input(ngx_stream_session_t *s,
 
     ctx->ws->proxy_protocol_seen = 1;
 
+    w = b->pos;
+
     if (ngx_stream_vmess_ws_unframe(s, ctx->ws, b->pos, b->last, &w)
         != NGX_OK)
     {
@@ -619,7 +622,7 @@ ngx_stream_vmess_ws_unframe(ngx_stream_session_t *s, ngx_stream_vmess_ws_t *ws,
     u_char  *w;
     size_t   n, i;
 
-    w = p;
+    w = *wp;
 
     while (p < last) {
 
@@ -818,7 +821,10 @@ ngx_stream_vmess_ws_frame_end(ngx_stream_vmess_ws_t *ws)
 /*
  * The encoder filled b->pos..last (pos at start + headroom):
  * put a binary frame header, and a queued pong or close, in front of it;
- * after the VMess end chunk, append a close frame.
+ * after the VMess end chunk, append a close frame.  The filter then keeps
+ * the client connection "buffered" until the client's close frame (or its
+ * EOF) arrives: closing earlier makes the client's answer arrive after
+ * nginx's TLS close_notify, which nginx 1.22 logs at crit.
  */
 
 void
@@ -834,6 +840,7 @@ ngx_stream_vmess_ws_wrap(ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b)
     if (ws->close_sent) {
         /* nothing may follow a close frame */
         b->pos = b->last;
+        ws->reply_opcode = 0;
         return;
     }
 
