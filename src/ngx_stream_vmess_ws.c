@@ -422,7 +422,7 @@ static ngx_int_t
 ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_ws_request_t *r)
 {
-    u_char                 *p, out[512], hash[20], accept[28];
+    u_char                 *p, *out, hash[20], accept[28];
     ssize_t                 n;
     ngx_str_t               src, dst;
     ngx_sha1_t              sha1;
@@ -456,6 +456,11 @@ ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
     dst.data = accept;
     ngx_encode_base64(&dst, &src);
 
+    out = ngx_pnalloc(c->pool, 256 + r->protocol.len);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
     p = ngx_cpymem(out, "HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\n"
                    "Connection: Upgrade\r\n"
@@ -467,9 +472,7 @@ ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
     p = ngx_cpymem(p, dst.data, dst.len);
     *p++ = CR; *p++ = LF;
 
-    if (r->protocol.len
-        && r->protocol.len <= sizeof(out) - (p - out) - 32)
-    {
+    if (r->protocol.len) {
         p = ngx_cpymem(p, "Sec-WebSocket-Protocol: ",
                        sizeof("Sec-WebSocket-Protocol: ") - 1);
         p = ngx_cpymem(p, r->protocol.data, r->protocol.len);
