@@ -122,6 +122,12 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
             d->last = 1;
         }
 
+        if (ctx->ws && !from_upstream
+            && ngx_stream_vmess_ws_input(s, ctx, cl->buf) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         if (ngx_buf_size(cl->buf) == 0) {
             continue;
         }
@@ -202,13 +208,21 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
     if (dst) {
         if (d->in || (d->last && !d->last_sent)
-            || (!from_upstream && d->eof && !d->shut))
+            || (!from_upstream && d->eof && !d->shut)
+            || (from_upstream && ctx->ws && ctx->ws->close_sent
+                && !ctx->ws->closed && !c->read->eof))
         {
             dst->buffered |= NGX_STREAM_VMESS_BUFFERED;
 
         } else {
             dst->buffered &= ~NGX_STREAM_VMESS_BUFFERED;
         }
+    }
+
+    /* a pong or close for the client */
+
+    if (!from_upstream && ctx->ws && ctx->ws->reply_opcode) {
+        return ngx_stream_vmess_filter(s, NULL, 1);
     }
 
     return rc;
@@ -375,9 +389,13 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     c = s->connection;
 
-    while (d->in || (d->last && !d->last_sent)) {
-
-        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_ENC_SIZE);
+    while (d->in || (d->last && !d->last_sent)
+           || (ctx->ws && ctx->ws->reply_opcode))
+    {
+        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_ENC_SIZE
+                                      + (ctx->ws ? NGX_STREAM_VMESS_WS_HEADROOM
+                                                 + NGX_STREAM_VMESS_WS_TAILROOM
+                                                 : 0));
 
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
@@ -388,6 +406,14 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         }
 
         b = cl->buf;
+
+        if (ctx->ws) {
+            /* room for the frame header in front and a close frame behind */
+            b->pos += NGX_STREAM_VMESS_WS_HEADROOM;
+            b->last = b->pos;
+            b->end = b->start + NGX_STREAM_VMESS_WS_HEADROOM
+                     + NGX_STREAM_VMESS_ENC_SIZE;
+        }
 
         if (!ctx->header_sent) {
             rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL,
@@ -454,6 +480,10 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
             }
 
             /* no room: the end chunk goes into the next buffer */
+        }
+
+        if (ctx->ws) {
+            ngx_stream_vmess_ws_wrap(ctx, b);
         }
 
         if (b->pos == b->last) {

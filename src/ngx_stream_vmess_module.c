@@ -128,6 +128,13 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       0,
       NULL },
 
+    { ngx_string("vmess_websocket"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_vmess_websocket,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vmess_allow_private"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -310,6 +317,14 @@ ngx_stream_vmess_preread_handler(ngx_stream_session_t *s)
 
     if (c->buffer == NULL) {
         return NGX_AGAIN;
+    }
+
+    if (vscf->ws) {
+        rc = ngx_stream_vmess_ws_preread(s, ctx, vscf);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
@@ -768,7 +783,9 @@ ngx_stream_vmess_refuse(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     ctx->status = status;
 
-    if (vscf->fallback.len) {
+    /* after a 101 the site cannot take the bytes: drain */
+
+    if (vscf->fallback.len && ctx->ws == NULL) {
         ctx->state = NGX_STREAM_VMESS_FALLBACK;
         ctx->target = vscf->fallback;
 

@@ -10,6 +10,7 @@
 #include <ngx_stream.h>
 
 #include "vmess.h"
+#include "ngx_stream_vmess_ws.h"
 
 
 /* a free bit of c->buffered: the filter still holds data of a direction */
@@ -68,6 +69,7 @@ typedef struct {
 
     ngx_array_t                    *user_confs;
     ngx_str_t                       fallback;
+    ngx_stream_vmess_ws_conf_t     *ws;         /* "vmess_websocket" */
 
     /* built at merge time for "vmess on" servers */
     vmess_user_t                   *users;
@@ -136,10 +138,20 @@ typedef struct {
     u_char                          pad[64];
 
     ngx_stream_vmess_dir_t          dir[2];     /* 0: to upstream */
+
+    ngx_stream_vmess_ws_t          *ws;         /* after the 101 */
 } ngx_stream_vmess_ctx_t;
 
 
 ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
+
+char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+ngx_int_t ngx_stream_vmess_ws_input(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
+void ngx_stream_vmess_ws_wrap(ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
 
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,

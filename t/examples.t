@@ -28,6 +28,7 @@ for my $path (@examples) {
     $conf =~ s/^(\s*listen\s+)(?:[\d.]+:)?(\d+)/$1 . '127.0.0.1:'
         . $t->port("$name-$2")/gme;
     $conf =~ s{/var/log/nginx/}{$dir/}g;
+    $conf =~ s{/run/nginx-vmess/}{$dir/}g;
     $conf =~ s{/etc/ssl/certs/\S+\.pem}{$dir/cert.pem}g;
     $conf =~ s{/etc/ssl/private/\S+\.key}{$dir/key.pem}g;
     $conf =~ s{/etc/nginx/vmess\.users}

@@ -215,7 +215,8 @@ sub dns {
 
 # a v2ray 4.34 client: dokodemo-door on a free port -> vmess to our server.
 # %o: server (port), uuid, security, target_host, target_port, alter_id,
-# network (tcp|udp), mux (concurrency or 0), name (config file tag)
+# network (tcp|udp), mux (concurrency or 0), name (config file tag),
+# stream_settings (a JSON object for the outbound's "streamSettings")
 sub v2ray_client {
     my ($self, %o) = @_;
     my $name = $o{name} // 'v2ray';
@@ -224,6 +225,8 @@ sub v2ray_client {
     my $mux = $o{mux}
         ? qq{, "mux": {"enabled": true, "concurrency": $o{mux}}} : '';
     my $alter = $o{alter_id} // 0;
+    my $ss = $o{stream_settings}
+        ? qq{, "streamSettings": $o{stream_settings}} : '';
     write_file("$self->{dir}/$name.json", <<"JSON");
 {
   "log": {"loglevel": "warning"},
@@ -234,7 +237,7 @@ sub v2ray_client {
   "outbounds": [{"protocol": "vmess",
     "settings": {"vnext": [{"address": "127.0.0.1", "port": $o{server},
       "users": [{"id": "$o{uuid}", "alterId": $alter,
-                 "security": "$o{security}"}]}]}$mux}]
+                 "security": "$o{security}"}]}]}$mux$ss}]
 }
 JSON
     my $pid = fork() // die "fork: $!";
@@ -250,6 +253,21 @@ JSON
         sleep 0.05;
     }
     return $port;
+}
+
+# a CA (ca.crt) and a server certificate for NAME signed by it
+# (server.crt, server.key) in DIR, made with the openssl command
+sub make_cert {
+    my ($dir, $name) = @_;
+    system("cd $dir && openssl req -x509 -newkey rsa:2048 -nodes -days 2"
+           . " -subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null"
+           . " && openssl req -newkey rsa:2048 -nodes -subj /CN=$name"
+           . " -keyout server.key -out server.csr 2>/dev/null"
+           . " && printf 'subjectAltName=DNS:$name' > san.ext"
+           . " && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key"
+           . " -CAcreateserial -days 2 -extfile san.ext -out server.crt"
+           . " 2>/dev/null") == 0 or die "openssl failed";
+    chmod 0644, "$dir/server.key";
 }
 
 sub error_log { return read_file("$_[0]{dir}/error.log") }

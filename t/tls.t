@@ -1,0 +1,79 @@
+#!/usr/bin/perl
+# One TLS port for a web site and VMess (issue #8, shape "raw TLS"):
+# stream "listen ssl" + vmess + vmess_fallback to the site's http server.
+# A real v2ray 4.34 client with security "tls" moves 16 MiB each way
+# (sha256 compared); curl gets the site's exact index through the same
+# port.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Digest::SHA qw/sha256_hex/;
+use VMessTest qw/random_uuid read_file write_file/;
+
+my $t = VMessTest->new();
+my $dir = $t->dir();
+my $alice = random_uuid();
+
+VMessTest::make_cert($dir, 'www.example.test');
+
+mkdir "$dir/html";
+my $page = "<html><body>site " . random_uuid() . "</body></html>\n";
+write_file("$dir/html/index.html", $page);
+
+$t->write_conf(<<'EOF' =~ s/ALICE/$alice/r);
+%%GLOBALS%%
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%%PORT_site%%;
+        root %%TESTDIR%%/html;
+    }
+}
+stream {
+    vmess_zone vmess:1m;
+    log_format vmess '$vmess_status $vmess_user $vmess_target';
+    server {
+        listen 127.0.0.1:%%PORT_tls%% ssl;
+        ssl_certificate %%TESTDIR%%/server.crt;
+        ssl_certificate_key %%TESTDIR%%/server.key;
+        vmess on;
+        vmess_user ALICE alice;
+        vmess_allow_private on;
+        vmess_fallback 127.0.0.1:%%PORT_site%%;
+        proxy_pass $vmess_target;
+        access_log %%TESTDIR%%/access.log vmess;
+    }
+}
+EOF
+$t->run();
+
+my $echo = $t->target('echo');
+my $tls = $t->port('tls');
+
+my $port = $t->v2ray_client(
+    server => $tls, uuid => $alice, security => 'aes-128-gcm',
+    target_host => '127.0.0.1', target_port => $echo,
+    stream_settings => '{"network": "tcp", "security": "tls",'
+        . ' "tlsSettings": {"serverName": "www.example.test",'
+        . ' "allowInsecure": true}}');
+is($t->plain_echo($port, 16 * 1024 * 1024), 1,
+   'v2ray over TLS: 16 MiB each way');
+
+my $got = `curl -sS --max-time 10 --cacert $dir/ca.crt --resolve www.example.test:$tls:127.0.0.1 https://www.example.test:$tls/ 2>&1`;
+is(sha256_hex($got), sha256_hex($page), 'curl gets the site over the same TLS port')
+    or diag($got);
+
+$t->stop();
+my $log = read_file("$dir/access.log");
+like($log, qr/^ok alice 127\.0\.0\.1:$echo$/m, 'VMess session logged');
+like($log, qr/^unknown_user - 127\.0\.0\.1:\d+$/m, 'browser fell back to the site')
+    or diag($log);
+like($t->error_log(), qr/\[info\] .*vmess: unknown user, fallback to 127\.0\.0\.1:\d+/,
+     'fallback logged');
+
+$t->finish();
+done_testing();
