@@ -32,6 +32,8 @@ UNIT_BINS  := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
 UNIT_ASAN  := $(patsubst t/unit/%.c,$(OBJS)/unit-asan/%,$(UNIT_SRCS))
 TOOL_SRCS  := $(wildcard tools/*.c)
 TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS))
+CHECKED    := $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) $(TOOL_SRCS) \
+              $(wildcard fuzz/*.c fuzz/*.h bench/*.c)
 
 DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
@@ -117,12 +119,9 @@ $(OBJS)/%: tools/%.c $(CORE_SRCS) $(CORE_HDRS)
 	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $< $(CORE_SRCS) -lcrypto -lpthread
 
 style:
-	@! grep -nP '\t' $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) $(TOOL_SRCS) \
-	    || { echo "tabs found"; exit 1; }
-	@! grep -nE '.{81,}' $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
-	    $(TOOL_SRCS) || { echo "lines over 80 columns"; exit 1; }
-	@! grep -nE '(^|[^:])//' $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
-	    || { echo "// comments found"; exit 1; }
+	@! grep -nP '\t' $(CHECKED) || { echo "tabs found"; exit 1; }
+	@! grep -nE '.{81,}' $(CHECKED) || { echo "lines over 80 columns"; exit 1; }
+	@! grep -nE '(^|[^:])//' $(CHECKED) || { echo "// comments found"; exit 1; }
 
 test: deps all style
 	NGINX_BIN=$(NGINX_BIN) VMESS_MODULE=$(MODULE_SO) prove -r t/
