@@ -140,6 +140,7 @@ typedef struct {
 
 
 ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_stream_vmess_proxy_init(ngx_conf_t *cf, ngx_uint_t upper);
 
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
