@@ -45,6 +45,10 @@ for (1 .. 100) {
     sleep 0.05;
 }
 
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test "
+       . "-keyout $dir/key.pem -out $dir/cert.pem 2>/dev/null") == 0
+    or BAIL_OUT('openssl req failed');
+
 my $conf = <<'EOF';
 %%GLOBALS%%
 events { worker_connections 1024; }
@@ -120,6 +124,31 @@ stream {
         access_log %%TESTDIR%%/relay.log relay;
     }
 
+    # to the nginx exit over TLS
+    server {
+        listen 127.0.0.1:%%PORT_relay_tls%%;
+        vmess on;
+        vmess_user CLIENT client;
+        vmess_allow_private on;
+        proxy_vmess on;
+        proxy_vmess_user EXIT;
+        proxy_pass 127.0.0.1:%%PORT_tlsexit%%;
+        proxy_ssl on;
+        access_log %%TESTDIR%%/relay.log relay;
+    }
+
+    # the nginx exit, also behind TLS
+    server {
+        listen 127.0.0.1:%%PORT_tlsexit%% ssl;
+        ssl_certificate %%TESTDIR%%/cert.pem;
+        ssl_certificate_key %%TESTDIR%%/key.pem;
+        vmess on;
+        vmess_user EXIT exit;
+        vmess_allow_private on;
+        proxy_pass $vmess_target;
+        access_log %%TESTDIR%%/exit.log exit;
+    }
+
     # the nginx exit
     server {
         listen 127.0.0.1:%%PORT_ngxexit%%;
@@ -167,6 +196,9 @@ echo_via('outbound chacha20-poly1305 (2)',
 echo_via('outbound none', '127.0.0.1:' . $t->port('relay_none'), '1m');
 echo_via('8 parallel sessions, v2ray-sized chunks', $relay, '1m', '-c', '8',
          '-r', '16', '--chunk', '2030');
+
+echo_via('proxy_ssl: 4 MiB each way to an exit behind TLS',
+         '127.0.0.1:' . $t->port('relay_tls'), '4m');
 
 # plain TCP listener: nginx is the VMess client
 is($t->plain_echo($t->port('forward'), 16 * 1024 * 1024), 1,
