@@ -307,6 +307,7 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
                     ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                                    "vmess request end chunk");
                     d->eof = 1;
+                    b->last_buf = 1;    /* for a layer below (proxy) */
                     break;
                 }
 

@@ -1943,7 +1943,13 @@ ngx_stream_vmess_init(ngx_conf_t *cf)
     }
 
     if (i == cmcf->servers.nelts) {
-        return NGX_OK;
+        /* "proxy_vmess" alone: nginx as a VMess client */
+
+        if (ngx_stream_vmess_proxy_init(cf, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_stream_vmess_proxy_init(cf, 1);
     }
 
     h = ngx_array_push(&cmcf->phases[NGX_STREAM_PREREAD_PHASE].handlers);
@@ -1960,5 +1966,13 @@ ngx_stream_vmess_init(ngx_conf_t *cf)
 
     *h = ngx_stream_vmess_log_handler;
 
-    return ngx_stream_vmess_filter_init(cf);
+    /* the chain: outbound open, inbound, outbound seal, write */
+
+    if (ngx_stream_vmess_proxy_init(cf, 0) != NGX_OK
+        || ngx_stream_vmess_filter_init(cf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_stream_vmess_proxy_init(cf, 1);
 }

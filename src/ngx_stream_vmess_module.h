@@ -144,6 +144,7 @@ typedef struct {
 
 
 ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_stream_vmess_proxy_init(ngx_conf_t *cf, ngx_uint_t upper);
 
 char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
