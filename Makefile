@@ -68,7 +68,8 @@ ifeq ($(NGINX_SRC),)
 # flags (same ABI and signature) and build only our .so.
 $(MODULE_SO): config $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
 	@mkdir -p $(OBJS)
-	@if [ ! -f $(OBJS)/ngxdev/objs/Makefile ]; then \
+	@if [ ! -f $(OBJS)/ngxdev/objs/Makefile ] \
+	    || [ config -nt $(OBJS)/ngxdev/objs/Makefile ]; then \
 	    rm -rf $(OBJS)/ngxdev && cp -a /usr/share/nginx/src $(OBJS)/ngxdev \
 	    && cd $(OBJS)/ngxdev && . ./conf_flags && ./configure \
 	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC \
