@@ -560,7 +560,8 @@ ngx_stream_vmess_own_mux(ngx_stream_vmess_own_t *own)
 
         default:
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                          "vmess: bad mux frame: %s", vmess_strerror(rc));
+                          "vmess: bad mux frame (%s), closing",
+                          vmess_strerror(rc));
             return NGX_ERROR;
         }
     }
