@@ -55,7 +55,6 @@ static ngx_int_t ngx_stream_vmess_resolve(ngx_stream_session_t *s,
 static void ngx_stream_vmess_resolve_handler(ngx_resolver_ctx_t *rctx);
 static ngx_int_t ngx_stream_vmess_target(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
-static ngx_uint_t ngx_stream_vmess_private_addr(struct sockaddr *sa);
 static ngx_uint_t ngx_stream_vmess_private_addr4(in_addr_t addr);
 static void ngx_stream_vmess_cleanup(void *data);
 static ngx_int_t ngx_stream_vmess_variable(ngx_stream_session_t *s,
@@ -82,6 +81,11 @@ static char *ngx_stream_vmess_init_users(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf);
 static void ngx_stream_vmess_cleanup_users(void *data);
 static ngx_int_t ngx_stream_vmess_init(ngx_conf_t *cf);
+
+
+static ngx_conf_num_bounds_t  ngx_stream_vmess_mux_sessions_bounds = {
+    ngx_conf_check_num_bounds, 1, 65535
+};
 
 
 static ngx_command_t  ngx_stream_vmess_commands[] = {
@@ -147,6 +151,27 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_STREAM_SRV_CONF_OFFSET,
       offsetof(ngx_stream_vmess_srv_conf_t, strict_nonce),
+      NULL },
+
+    { ngx_string("vmess_mux_sessions"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, mux_sessions),
+      &ngx_stream_vmess_mux_sessions_bounds },
+
+    { ngx_string("vmess_mux_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, mux_timeout),
+      NULL },
+
+    { ngx_string("vmess_udp_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, udp_timeout),
       NULL },
 
     { ngx_string("vmess_zone"),
@@ -216,6 +241,10 @@ static ngx_stream_variable_t  ngx_stream_vmess_vars[] = {
 
     { ngx_string("vmess_status"), NULL, ngx_stream_vmess_variable,
       NGX_STREAM_VMESS_VAR_STATUS, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("vmess_mux_sessions"), NULL,
+      ngx_stream_vmess_mux_sessions_variable, 0,
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
 
       ngx_stream_null_variable
 };
@@ -662,20 +691,6 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         return NGX_STREAM_FORBIDDEN;
     }
 
-    if (sess.command != VMESS_CMD_TCP) {
-        ngx_explicit_memzero(&sess, sizeof(vmess_session_t));
-
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "vmess: %V command not supported yet",
-                      &ngx_stream_vmess_command_names[
-                          ctx->command <= VMESS_CMD_MUX ? ctx->command : 0]);
-
-        ctx->status = NGX_STREAM_VMESS_ST_DENIED;
-        ctx->state = NGX_STREAM_VMESS_REFUSED;
-
-        return NGX_STREAM_FORBIDDEN;
-    }
-
     /* body codecs, freed with the session */
 
     cln = ngx_pool_cleanup_add(c->pool, 0);
@@ -718,6 +733,12 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_log_debug3(NGX_LOG_DEBUG_STREAM, c->log, 0,
                    "vmess header: %uz bytes, security %ui, options %ui",
                    consumed, ctx->security, (ngx_uint_t) req->options);
+
+    if (req->command == VMESS_CMD_MUX) {
+        /* sub-session targets come in the frames (ngx_stream_vmess_udp.c) */
+        ctx->state = NGX_STREAM_VMESS_ACTIVE;
+        return NGX_OK;
+    }
 
     switch (req->addr_type) {
 
@@ -1108,7 +1129,7 @@ ngx_stream_vmess_target(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 }
 
 
-static ngx_uint_t
+ngx_uint_t
 ngx_stream_vmess_private_addr(struct sockaddr *sa)
 {
     struct sockaddr_in   *sin;
@@ -1745,6 +1766,9 @@ ngx_stream_vmess_create_srv_conf(ngx_conf_t *cf)
     conf->allow_private = NGX_CONF_UNSET;
     conf->strict_nonce = NGX_CONF_UNSET;
     conf->security = NGX_CONF_UNSET_UINT;
+    conf->mux_sessions = NGX_CONF_UNSET_UINT;
+    conf->mux_timeout = NGX_CONF_UNSET_MSEC;
+    conf->udp_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -1765,6 +1789,9 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->security, prev->security,
                               NGX_STREAM_VMESS_SEC_ALL);
     ngx_conf_merge_str_value(conf->fallback, prev->fallback, "");
+    ngx_conf_merge_uint_value(conf->mux_sessions, prev->mux_sessions, 128);
+    ngx_conf_merge_msec_value(conf->mux_timeout, prev->mux_timeout, 300000);
+    ngx_conf_merge_msec_value(conf->udp_timeout, prev->udp_timeout, 60000);
 
     if (conf->user_confs == NULL) {
         conf->user_confs = prev->user_confs;
@@ -1965,6 +1992,10 @@ ngx_stream_vmess_init(ngx_conf_t *cf)
     }
 
     *h = ngx_stream_vmess_log_handler;
+
+    if (ngx_stream_vmess_own_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /* the chain: outbound open, inbound, outbound seal, write */
 

@@ -32,6 +32,7 @@
 #define NGX_STREAM_VMESS_FALLBACK       4   /* bytes pass untouched */
 #define NGX_STREAM_VMESS_DRAIN          5
 #define NGX_STREAM_VMESS_REFUSED        6
+#define NGX_STREAM_VMESS_OWN            7   /* UDP/mux: relayed by us */
 
 /* $vmess_status */
 #define NGX_STREAM_VMESS_ST_NONE        0
@@ -66,6 +67,10 @@ typedef struct {
     ngx_flag_t                      allow_private;
     ngx_flag_t                      strict_nonce;
     ngx_uint_t                      security;
+    ngx_uint_t                      mux_sessions;
+    ngx_msec_t                      mux_timeout;
+    ngx_msec_t                      udp_timeout;
+    ngx_stream_content_handler_pt   content_handler;    /* proxy_pass */
 
     ngx_array_t                    *user_confs;
     ngx_str_t                       fallback;
@@ -140,6 +145,7 @@ typedef struct {
     ngx_stream_vmess_dir_t          dir[2];     /* 0: to upstream */
 
     ngx_stream_vmess_ws_t          *ws;         /* after the 101 */
+    void                           *own;        /* UDP/mux session */
 } ngx_stream_vmess_ctx_t;
 
 
@@ -153,6 +159,12 @@ ngx_int_t ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
 ngx_int_t ngx_stream_vmess_ws_input(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
 void ngx_stream_vmess_ws_wrap(ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
+
+ngx_uint_t ngx_stream_vmess_private_addr(struct sockaddr *sa);
+
+ngx_int_t ngx_stream_vmess_own_init(ngx_conf_t *cf);
+ngx_int_t ngx_stream_vmess_mux_sessions_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
 
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
