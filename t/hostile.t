@@ -78,40 +78,68 @@ sub rss {
     return $sum;
 }
 
-# a target that closes each connection 0.2 s after its last byte, so a
+# a target that closes each connection 50 ms after its last byte, so a
 # client's header can be captured (--replay-file) without nginx seeing it
 my $closer = do {
-    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 64,
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 256,
                                    ReuseAddr => 1) or die "listen: $!";
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
-        $SIG{CHLD} = 'IGNORE';
-        while (my $c = $ls->accept()) {
-            next if fork();
-            my $sel = IO::Select->new($c);
-            my $buf;
-            while ($sel->can_read(0.2) && $c->sysread($buf, 65536)) { }
-            exit 0;
+        my $sel = IO::Select->new($ls);
+        my %last;
+        while (1) {
+            for my $s ($sel->can_read(0.02)) {
+                if ($s == $ls) {
+                    my $c = $ls->accept() or next;
+                    $sel->add($c);
+                    $last{$c} = time();
+                } elsif ($s->sysread(my $buf, 65536)) {
+                    $last{$s} = time();
+                } else {
+                    $last{$s} = 0;
+                }
+            }
+            for my $s ($sel->handles()) {
+                next if $s == $ls || time() - $last{$s} < 0.05;
+                $sel->remove($s);
+                delete $last{$s};
+                close $s;
+            }
         }
-        exit 0;
     }
     push @{$t->{daemons}}, $pid;
     $ls->sockport();
 };
 
-# a fresh header (and its F.keys) for target port tp, never seen by nginx;
-# options in hex (0d: masking + padding, as v2ray)
+# n fresh headers (and their F.keys) for target port tp, never seen by
+# nginx, made 25 clients at a time; options in hex (0d: masking + padding,
+# as v2ray).  Returns ([header, keys], ...)
 my $serial = 0;
-sub fresh_header {
-    my ($tp, $opt) = @_;
-    my $file = "$dir/h" . $serial++;
-    $t->client('-s', "127.0.0.1:$closer", '-u', $alice, '-t',
-               "127.0.0.1:$tp", '-n', 16, '--timeout', 2, '-o', $opt // '0d',
-               '--replay-file', $file, 'raw');
-    my $h = read_file($file);
-    die "no header captured" unless length $h > 42;
-    return ($h, VMessCrypto::read_keys("$file.keys"));
+sub fresh_headers {
+    my ($n, $tp, $opt) = @_;
+    my (@files, @out);
+    while (@files < $n) {
+        my @cmd;
+        for (1 .. ($n - @files < 25 ? $n - @files : 25)) {
+            my $file = "$dir/h" . $serial++;
+            push @files, $file;
+            push @cmd, join(' ', map { quotemeta } $t->{client}, '-s',
+                            "127.0.0.1:$closer", '-u', $alice, '-t',
+                            "127.0.0.1:$tp", '-n', 16, '--timeout', 2,
+                            '-o', $opt // '0d', '--replay-file', $file,
+                            'raw') . ' >/dev/null 2>&1 &';
+        }
+        system(join("\n", @cmd, 'wait'));
+    }
+    for my $file (@files) {
+        my $h = read_file($file);
+        die "no header captured" unless length $h > 42;
+        push @out, [$h, VMessCrypto::read_keys("$file.keys")];
+    }
+    return @out;
 }
+
+sub fresh_header { return @{(fresh_headers(1, @_))[0]} }
 
 # sends bytes (then half-closes unless hold), reads until the server closes
 # or timeout: (bytes received, closed, seconds)
@@ -185,7 +213,8 @@ ok($baseline > 0, "worker RSS baseline $baseline KiB");
 # its own header, and a real session still works meanwhile
 {
     my $held_n = 100;
-    my @half = map { substr((fresh_header($target))[0], 0, 30) } 1 .. $held_n;
+    my @half = map { substr($_->[0], 0, 30) }
+               fresh_headers($held_n, $target);
     my @held = map { IO::Socket::INET->new(PeerAddr => $server)
                          or die "connect: $!" } 1 .. $held_n;
     my $start = time();
@@ -317,8 +346,12 @@ for my $l (@bad_lengths) {
     my (undef, $closed) = raw($h . $w->length_field($l) . ('x' x $l), 5);
     ok($closed, "chunk length $l < 16 + padding $pad: session ended");
 }
-sleep 0.5;
-my @after = target_lines();
+my @after;
+for (1 .. 50) {
+    @after = target_lines();
+    last if @after - $target_before >= 2 * @bad_lengths + 1;
+    sleep 0.1;
+}
 is(scalar(@after) - $target_before, 2 * @bad_lengths + 1,
    'lying chunk lengths: each session connected to the target');
 is(scalar(grep { !/^0 $/ } @after[$target_before .. $#after]), 0,
@@ -332,14 +365,19 @@ my $flips = 0;
 for my $opt ('05', '0d') {
     my $before = scalar target_lines();
     my ($sessions, $ended, $padflips) = (0, 0, 0);
-    for my $i (0 .. ($opt eq '05' ? 33 : 41)) {
+    my $last = $opt eq '05' ? 33 : 41;
+    my @pool = fresh_headers($last + 20, $target, $opt);
+    for my $i (0 .. $last) {
         my ($h, $keys, $w, $c, $pad);
-        for (1 .. 100) {
-            ($h, $keys) = fresh_header($target, $opt);
+        for my $k (0 .. $#pool) {
+            ($h, $keys) = @{$pool[$k]};
             $w = VMessCrypto::writer($keys);
             ($c, $pad) = $w->chunk('0123456789abcdef');
-            last if $i < length $c;
+            next unless $i < length $c;
+            splice @pool, $k, 1;
+            last;
         }
+        die "no header with room for byte $i" unless $i < length $c;
         $padflips++ if $i >= 34;
         substr($c, $i, 1) = chr(ord(substr($c, $i, 1)) ^ (1 << ($i % 8)));
         my (undef, $closed) = raw($h . $c . $w->chunk('SECOND-CHUNK....'),
@@ -350,9 +388,15 @@ for my $opt ('05', '0d') {
     $flips += $sessions;
     is($ended, $sessions, "flipped bytes ($opt): all $sessions sessions"
                           . ' ended');
-    sleep 0.5;
-    my @lines = target_lines();
+    my @lines;
+    for (1 .. 50) {
+        @lines = target_lines();
+        last if @lines - $before >= $sessions;
+        sleep 0.1;
+    }
     @lines = @lines[$before .. $#lines];
+    is(scalar @lines, $sessions,
+       "flipped bytes ($opt): the target saw every session end");
     my $good = '32 ' . unpack('H*', '0123456789abcdefSECOND-CHUNK....');
     is(scalar(grep { $_ eq $good } @lines), $padflips,
        "flipped bytes ($opt): only the $padflips padding flips delivered,"
@@ -367,9 +411,9 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
 # session is answered (the zone is shared)
 {
     my $won = 0;
-    my $rounds = 25;
-    for (1 .. $rounds) {
-        my ($h, $keys) = fresh_header($echo);
+    my $rounds = 20;
+    for my $hk (fresh_headers($rounds, $echo)) {
+        my ($h, $keys) = @$hk;
         my $w = VMessCrypto::writer($keys);
         my $bytes = $h . $w->chunk('race');
         my @s = map { IO::Socket::INET->new(PeerAddr => $server)
@@ -377,11 +421,15 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
         $_->syswrite($bytes) for @s;
         my $sel = IO::Select->new(@s);
         my %got;
-        my $end = time() + 1.5;
+        # the losers are drained (held open): wait for the winner, then
+        # 0.3 s more for a second one
+        my $end = time() + 2;
         while ($sel->count() && time() < $end) {
-            for my $s ($sel->can_read(0.2)) {
+            for my $s ($sel->can_read(0.1)) {
                 my $n = $s->sysread(my $buf, 4096);
-                $got{$s}++ if $n;
+                if ($n && !$got{$s}++) {
+                    $end = time() + 0.3 if keys %got == 1;
+                }
                 $sel->remove($s) unless $n;
             }
         }
