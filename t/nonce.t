@@ -11,6 +11,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw/sleep/;
 use VMessTest qw/random_uuid read_file/;
 
 my $t = VMessTest->new();
@@ -62,7 +64,7 @@ my ($rc, $out) = $t->client('-s', '127.0.0.1:' . $t->port('wrap'), '-u',
                             $alice, '-t', "127.0.0.1:$echo", '-n', '130m',
                             '--chunk', $chunk, '--timeout', 30, 'echo');
 ok($rc == 0 && $out =~ /^echo ok bytes=136314880 /m,
-   '130 MiB echoed intact across the counter wrap') or ok(130 * 1048576 > $wrap, "that is more than 65,536 chunks ($wrap bytes)");
+   '130 MiB echoed intact across the counter wrap') or diag($out);
 is(count_log(qr/vmess: request chunk counter wrapped, continuing/), 1,
    'the wrap logged once, at info');
 
@@ -99,15 +101,21 @@ if ($ENV{NONCE_V2RAY} // 1) {
                                        Listen => 4) or die "listen: $!";
         my $pid = fork() // die;
         if ($pid == 0) {
-            my $c = $ls->accept() or exit 1;
-            my $sha = Digest::SHA->new(256);
-            my ($n, $buf) = (0);
-            while (my $k = $c->sysread($buf, 262144)) {
-                $sha->add($buf);
-                $n += $k;
+            # the harness's port probe may bring an empty session first
+            while (my $c = $ls->accept()) {
+                my $sha = Digest::SHA->new(256);
+                my ($n, $buf) = (0);
+                while (my $k = $c->sysread($buf, 262144)) {
+                    $sha->add($buf);
+                    $n += $k;
+                }
+                next unless $n;
+                VMessTest::write_file("$sum_file.tmp",
+                                      "$n " . $sha->hexdigest());
+                rename "$sum_file.tmp", $sum_file;
+                exit 0;
             }
-            VMessTest::write_file($sum_file, "$n " . $sha->hexdigest());
-            exit 0;
+            exit 1;
         }
         push @{$t->{daemons}}, $pid;
         $ls->sockport();
