@@ -148,7 +148,7 @@ ASAN_WORK  := $(OBJS)/asan
 
 asan: deps unit tools unit-asan
 	@src=$$(tools/build-nginx-source $(ASAN_WORK) asan) \
-	&& ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0 \
+	&& ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0:quarantine_size_mb=16 \
 	NGINX_BIN=$$src/objs/nginx \
 	VMESS_MODULE=$$src/objs/ngx_stream_vmess_module.so prove -r t/
 
