@@ -270,6 +270,13 @@ ngx_stream_vmess_content_handler(ngx_stream_session_t *s)
     c->read->handler = ngx_stream_vmess_own_read;
     c->write->handler = ngx_stream_vmess_own_write;
 
+    /*
+     * nginx's graceful shutdown calls the read handler of idle connections
+     * with c->close set: the session then closes its upstreams itself
+     * instead of leaving their sockets open when the worker exits.
+     */
+    c->idle = 1;
+
     ngx_stream_vmess_own_read(c->read);
 }
 
