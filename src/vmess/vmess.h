@@ -83,6 +83,8 @@ const char *vmess_strerror(int rc);
 #define VMESS_CHUNK_MAX                 65535   /* value of a length field */
 #define VMESS_STAGING_SIZE              (18 + VMESS_CHUNK_MAX)
 #define VMESS_CHUNK_OVERHEAD_MAX        (18 + 16 + 63)
+#define VMESS_CHUNK_HEAD_MAX            18      /* length field (+ FNV) */
+#define VMESS_CHUNK_TAIL_MAX            (16 + 63)   /* tag, padding */
 #define VMESS_UDP_PAYLOAD_MAX           2048    /* v2ray splits larger */
 
 
@@ -366,6 +368,16 @@ size_t vmess_body_overhead(const vmess_body_t *b);
  */
 int vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
     const uint8_t *pad, uint8_t *out, size_t cap, size_t *written);
+/*
+ * Writer, in place: seals the len bytes at data where they lie, for a
+ * caller that sends head (*head_len bytes), data, tail (*tail_len bytes)
+ * in that order.  head needs VMESS_CHUNK_HEAD_MAX bytes, tail
+ * VMESS_CHUNK_TAIL_MAX; len as for vmess_body_seal.  Raw mode: data is
+ * (CFB-)encrypted where it lies, no head or tail, any len.
+ */
+int vmess_body_seal_inplace(vmess_body_t *b, uint8_t *data, size_t len,
+    const uint8_t *pad, uint8_t *head, size_t *head_len, uint8_t *tail,
+    size_t *tail_len);
 /* end marker (nothing in raw mode); sets b->eof */
 int vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
     size_t cap, size_t *written);
@@ -391,6 +403,22 @@ int vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
  */
 int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
     size_t *consumed, uint8_t *out, size_t cap, size_t *produced);
+/*
+ * Reader, in place, for a caller that keeps its input until the plaintext
+ * is sent on: as vmess_body_open, but a chunk wholly inside in is opened
+ * where it lies and *plain points at its *produced bytes inside in; a
+ * chunk gathered in the staging buffer is opened there (*plain points
+ * into staging: be done with it before the next call).  With stage == 0
+ * the data of a chunk not wholly inside in is left unconsumed (VMESS_AGAIN,
+ * *consumed counts at most its length field; vmess_body_pending tells how
+ * many bytes it needs): call again when they are all contiguous in one
+ * in, or with stage != 0 to gather them in staging.  Raw mode decrypts
+ * all of in where it lies.
+ */
+int vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len,
+    int stage, size_t *consumed, uint8_t **plain, size_t *produced);
+/* data bytes the chunk being read still needs (0 between chunks) */
+size_t vmess_body_pending(const vmess_body_t *b);
 /* buf of cap >= VMESS_STAGING_SIZE bytes, kept until vmess_body_free */
 void vmess_body_set_staging(vmess_body_t *b, uint8_t *buf, size_t cap);
 

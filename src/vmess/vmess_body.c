@@ -50,7 +50,7 @@ static int vmess_body_cipher_ctx(EVP_CIPHER_CTX **ctx,
 static void vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
     const uint8_t iv[16]);
 static int vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
-    const uint8_t *in, size_t len, uint8_t *out);
+    const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
 static int vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
     const uint8_t *in, size_t len, uint8_t *out);
 static int vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
@@ -59,16 +59,20 @@ static int vmess_body_cfb_start(vmess_body_t *b, int role);
 static void vmess_body_forget_key(vmess_body_t *b);
 static int vmess_body_is_aead(const vmess_body_t *b);
 static size_t vmess_body_max_plain(const vmess_body_t *b);
+static size_t vmess_body_head_size(const vmess_body_t *b);
 static int vmess_body_nonce_check(const vmess_body_t *b);
 static void vmess_body_count(vmess_body_t *b);
 static int vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in,
-    size_t len, const uint8_t *pad, uint8_t *out, size_t cap,
-    size_t *written);
+    size_t len, const uint8_t *pad, uint8_t *head, uint8_t *data,
+    uint8_t *tail, size_t *head_len, size_t *tail_len);
+static int vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len,
+    int stage, size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
+    size_t *produced);
 static int vmess_body_read_length(vmess_body_t *b);
-static int vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src,
-    uint8_t *out, size_t *produced);
-static int vmess_body_open_raw(vmess_body_t *b, const uint8_t *in,
-    size_t len, size_t *consumed, uint8_t *out, size_t cap,
+static int vmess_body_open_chunk(vmess_body_t *b, uint8_t *src,
+    uint8_t *out, uint8_t **plain, size_t *produced);
+static int vmess_body_open_raw(vmess_body_t *b, uint8_t *in,
+    size_t len, size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
     size_t *produced);
 static int vmess_response_kdf(const uint8_t secret[16], const char *salt,
     uint8_t *out, size_t n);
@@ -163,11 +167,11 @@ vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
 }
 
 
-/* out = ciphertext (len) || tag (16); empty AAD */
+/* out = ciphertext (len bytes, may be in itself), tag: 16 bytes; empty AAD */
 
 static int
 vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
-    size_t len, uint8_t *out)
+    size_t len, uint8_t *out, uint8_t *tag)
 {
     int      n;
     uint8_t  final[16];
@@ -185,7 +189,7 @@ vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
 
     if (!EVP_CipherFinal_ex(ctx, final, &n)
         || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, VMESS_TAG_LEN,
-                                out + len))
+                                tag))
     {
         return VMESS_ERR_CRYPTO;
     }
@@ -314,6 +318,16 @@ vmess_body_max_plain(const vmess_body_t *b)
 
 /* strict mode: the chunk about to be sealed or opened would reuse
  * counter 0 under the same key */
+
+/* CFB puts the FNV sum in front of the data, AEAD its tag behind */
+
+static size_t
+vmess_body_head_size(const vmess_body_t *b)
+{
+    return b->len_size
+           + (b->security == VMESS_SEC_AES_128_CFB ? VMESS_FNV_LEN : 0);
+}
+
 
 static int
 vmess_body_nonce_check(const vmess_body_t *b)
@@ -505,7 +519,8 @@ int
 vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
     const uint8_t *pad, uint8_t *out, size_t cap, size_t *written)
 {
-    int  rc;
+    int     rc;
+    size_t  head_len, tail_len, data_off;
 
     *written = 0;
 
@@ -518,7 +533,20 @@ vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
             return VMESS_ERR_INVALID;
         }
 
-        return vmess_body_seal_chunk(b, in, len, pad, out, cap, written);
+        if (len + vmess_body_overhead(b) > cap) {
+            return VMESS_ERR_NO_SPACE;
+        }
+
+        data_off = vmess_body_head_size(b);
+
+        rc = vmess_body_seal_chunk(b, in, len, pad, out, out + data_off,
+                                   out + data_off + len, &head_len,
+                                   &tail_len);
+        if (rc == VMESS_OK) {
+            *written = head_len + len + tail_len;
+        }
+
+        return rc;
     }
 
     if (len > INT_MAX) {
@@ -550,10 +578,47 @@ vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
 
 
 int
+vmess_body_seal_inplace(vmess_body_t *b, uint8_t *data, size_t len,
+    const uint8_t *pad, uint8_t *head, size_t *head_len, uint8_t *tail,
+    size_t *tail_len)
+{
+    int  rc;
+
+    *head_len = 0;
+    *tail_len = 0;
+
+    if (b->eof || len > INT_MAX) {
+        return VMESS_ERR_INVALID;
+    }
+
+    if (b->chunked) {
+        if (len == 0 || len > vmess_body_max_plain(b)) {
+            return VMESS_ERR_INVALID;
+        }
+
+        return vmess_body_seal_chunk(b, data, len, pad, head, data, tail,
+                                     head_len, tail_len);
+    }
+
+    if (b->security == VMESS_SEC_AES_128_CFB) {
+        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
+        if (rc == VMESS_OK) {
+            rc = vmess_cfb_update(b->cipher, data, data, len);
+        }
+
+        return rc;
+    }
+
+    return VMESS_OK;
+}
+
+
+int
 vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
     size_t cap, size_t *written)
 {
-    int  rc;
+    int     rc;
+    size_t  head_len, tail_len;
 
     *written = 0;
 
@@ -566,8 +631,16 @@ vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
         return VMESS_OK;
     }
 
-    rc = vmess_body_seal_chunk(b, NULL, 0, pad, out, cap, written);
+    if (vmess_body_overhead(b) > cap) {
+        return VMESS_ERR_NO_SPACE;
+    }
+
+    /* no data: the tag or FNV sum of nothing and the padding follow */
+    rc = vmess_body_seal_chunk(b, NULL, 0, pad, out, NULL,
+                               out + vmess_body_head_size(b), &head_len,
+                               &tail_len);
     if (rc == VMESS_OK) {
+        *written = head_len + tail_len;
         b->eof = 1;
     }
 
@@ -576,23 +649,23 @@ vmess_body_seal_end(vmess_body_t *b, const uint8_t *pad, uint8_t *out,
 
 
 /*
- * One chunk, len 0 for the end marker.  Draw order per chunk: padding
- * length, then mask (§7.5).
+ * One chunk, len 0 for the end marker.  On the wire: head (length field;
+ * with CFB also the FNV sum), the len sealed bytes (written to data, which
+ * may be in itself), tail (tag with AEAD; padding).  With CFB all three are
+ * one cipher stream, encrypted in wire order.  Draw order per chunk:
+ * padding length, then mask (§7.5).
  */
 
 static int
 vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
-    const uint8_t *pad, uint8_t *out, size_t cap, size_t *written)
+    const uint8_t *pad, uint8_t *head, uint8_t *data, uint8_t *tail,
+    size_t *head_len, size_t *tail_len)
 {
     int       rc;
-    size_t    pad_len, l, lf;
-    uint8_t   nonce[VMESS_NONCE_LEN], head[VMESS_LEN_FIELD + VMESS_FNV_LEN];
+    size_t    pad_len, l;
+    uint8_t   nonce[VMESS_NONCE_LEN], field[VMESS_LEN_FIELD + VMESS_FNV_LEN];
     uint16_t  mask;
     uint32_t  fnv;
-
-    if (len + vmess_body_overhead(b) > cap) {
-        return VMESS_ERR_NO_SPACE;
-    }
 
     rc = vmess_body_nonce_check(b);
     if (rc != VMESS_OK) {
@@ -615,12 +688,12 @@ vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
     l = b->overhead + len + pad_len;
 
     if (b->auth_len) {
-        head[0] = (uint8_t) ((l - VMESS_TAG_LEN) >> 8);
-        head[1] = (uint8_t) (l - VMESS_TAG_LEN);
+        field[0] = (uint8_t) ((l - VMESS_TAG_LEN) >> 8);
+        field[1] = (uint8_t) (l - VMESS_TAG_LEN);
         vmess_body_nonce(nonce, b->len_count, b->len_iv);
 
-        rc = vmess_aead_seal(b->len_cipher, nonce, head, VMESS_LEN_FIELD,
-                             out);
+        rc = vmess_aead_seal(b->len_cipher, nonce, field, VMESS_LEN_FIELD,
+                             head, head + VMESS_LEN_FIELD);
         if (rc != VMESS_OK) {
             return rc;
         }
@@ -628,66 +701,67 @@ vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
         b->len_count++;
 
     } else {
-        head[0] = (uint8_t) ((l ^ mask) >> 8);
-        head[1] = (uint8_t) (l ^ mask);
+        field[0] = (uint8_t) ((l ^ mask) >> 8);
+        field[1] = (uint8_t) (l ^ mask);
     }
 
-    lf = b->len_size;
+    *head_len = b->len_size;
 
     switch (b->security) {
     case VMESS_SEC_AES_128_GCM:
     case VMESS_SEC_CHACHA20_POLY1305:
         if (!b->auth_len) {
-            memcpy(out, head, VMESS_LEN_FIELD);
+            memcpy(head, field, VMESS_LEN_FIELD);
         }
 
         vmess_body_nonce(nonce, b->count, b->iv);
 
-        rc = vmess_aead_seal(b->cipher, nonce, in, len, out + lf);
+        rc = vmess_aead_seal(b->cipher, nonce, in, len, data, tail);
         if (rc != VMESS_OK) {
             return rc;
         }
 
-        memcpy(out + lf + len + VMESS_TAG_LEN, pad, pad_len);
+        memcpy(tail + VMESS_TAG_LEN, pad, pad_len);
+        *tail_len = VMESS_TAG_LEN + pad_len;
         break;
 
     case VMESS_SEC_AES_128_CFB:
-        /* length field, FNV, data and padding: one CFB stream */
         fnv = vmess_fnv1a(in, len);
-        head[2] = (uint8_t) (fnv >> 24);
-        head[3] = (uint8_t) (fnv >> 16);
-        head[4] = (uint8_t) (fnv >> 8);
-        head[5] = (uint8_t) fnv;
+        field[2] = (uint8_t) (fnv >> 24);
+        field[3] = (uint8_t) (fnv >> 16);
+        field[4] = (uint8_t) (fnv >> 8);
+        field[5] = (uint8_t) fnv;
 
-        rc = vmess_cfb_update(b->cipher, out, head, sizeof(head));
+        rc = vmess_cfb_update(b->cipher, head, field, sizeof(field));
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out + sizeof(head), in, len);
+            rc = vmess_cfb_update(b->cipher, data, in, len);
         }
 
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out + sizeof(head) + len, pad,
-                                  pad_len);
+            rc = vmess_cfb_update(b->cipher, tail, pad, pad_len);
         }
 
         if (rc != VMESS_OK) {
             return rc;
         }
 
+        *head_len = sizeof(field);
+        *tail_len = pad_len;
         break;
 
     default: /* VMESS_SEC_NONE */
-        memcpy(out, head, VMESS_LEN_FIELD);
+        memcpy(head, field, VMESS_LEN_FIELD);
 
-        if (len > 0) {
-            memcpy(out + VMESS_LEN_FIELD, in, len);
+        if (len > 0 && data != in) {
+            memcpy(data, in, len);
         }
 
-        memcpy(out + VMESS_LEN_FIELD + len, pad, pad_len);
+        memcpy(tail, pad, pad_len);
+        *tail_len = pad_len;
         break;
     }
 
     vmess_body_count(b);
-    *written = lf + l;
 
     return VMESS_OK;
 }
@@ -697,12 +771,48 @@ int
 vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
     size_t *consumed, uint8_t *out, size_t cap, size_t *produced)
 {
-    int             rc;
-    size_t          pos, take, need, avail, plain;
-    const uint8_t  *src;
+    uint8_t  *plain;
+
+    /* with an out buffer, in is only read */
+    return vmess_body_read(b, (uint8_t *) in, len, 1, consumed, out, cap,
+                           &plain, produced);
+}
+
+
+int
+vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len, int stage,
+    size_t *consumed, uint8_t **plain, size_t *produced)
+{
+    return vmess_body_read(b, in, len, stage, consumed, NULL, 0, plain,
+                           produced);
+}
+
+
+size_t
+vmess_body_pending(const vmess_body_t *b)
+{
+    if (!b->chunked || b->state != VMESS_BODY_READ_DATA) {
+        return 0;
+    }
+
+    return b->chunk_len - b->staged;
+}
+
+
+/* out == NULL: the plaintext is left in place (in or staging) */
+
+static int
+vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len, int stage,
+    size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
+    size_t *produced)
+{
+    int       rc;
+    size_t    pos, take, need, avail, plain_len;
+    uint8_t  *src;
 
     *consumed = 0;
     *produced = 0;
+    *plain = NULL;
 
     if (b->state == VMESS_BODY_FAILED) {
         return VMESS_ERR_INVALID;
@@ -713,7 +823,8 @@ vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
     }
 
     if (!b->chunked) {
-        return vmess_body_open_raw(b, in, len, consumed, out, cap, produced);
+        return vmess_body_open_raw(b, in, len, consumed, out, cap, plain,
+                                   produced);
     }
 
     pos = 0;
@@ -767,7 +878,7 @@ vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
     if (avail < need) {
         *consumed = pos;
 
-        if (avail == 0) {
+        if (avail == 0 || (!stage && b->staged == 0)) {
             return VMESS_AGAIN;
         }
 
@@ -787,9 +898,9 @@ vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
         return VMESS_AGAIN;
     }
 
-    plain = b->chunk_len - b->pad_len - b->overhead;
+    plain_len = b->chunk_len - b->pad_len - b->overhead;
 
-    if (plain > cap) {
+    if (out != NULL && plain_len > cap) {
         *consumed = pos;
         return VMESS_ERR_NO_SPACE;
     }
@@ -806,7 +917,7 @@ vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
     b->staged = 0;
     b->state = VMESS_BODY_READ_LEN;
 
-    rc = vmess_body_open_chunk(b, src, out, produced);
+    rc = vmess_body_open_chunk(b, src, out, plain, produced);
     if (rc != VMESS_OK) {
         goto failed;
     }
@@ -821,6 +932,7 @@ failed:
     b->state = VMESS_BODY_FAILED;
     *consumed = 0;
     *produced = 0;
+    *plain = NULL;
 
     return rc;
 }
@@ -873,20 +985,28 @@ vmess_body_read_length(vmess_body_t *b)
 }
 
 
-/* src holds the chunk's L bytes: Sealed || Padding */
+/*
+ * src holds the chunk's L bytes: Sealed || Padding.  out == NULL opens it
+ * in place: the plaintext is left where its ciphertext was.
+ */
 
 static int
-vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src, uint8_t *out,
-    size_t *produced)
+vmess_body_open_chunk(vmess_body_t *b, uint8_t *src, uint8_t *out,
+    uint8_t **plain, size_t *produced)
 {
     int       rc;
-    size_t    sealed, plain;
+    size_t    sealed, plain_len;
     uint8_t   nonce[VMESS_NONCE_LEN], sum[VMESS_FNV_LEN], want[VMESS_FNV_LEN];
     uint8_t   skip[VMESS_PAD_MAX];
     uint32_t  fnv;
 
     sealed = b->chunk_len - b->pad_len;
-    plain = sealed - b->overhead;
+    plain_len = sealed - b->overhead;
+
+    if (out == NULL) {
+        out = (b->security == VMESS_SEC_AES_128_CFB) ? src + VMESS_FNV_LEN
+                                                      : src;
+    }
 
     switch (b->security) {
     case VMESS_SEC_AES_128_GCM:
@@ -903,7 +1023,8 @@ vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src, uint8_t *out,
     case VMESS_SEC_AES_128_CFB:
         rc = vmess_cfb_update(b->cipher, sum, src, VMESS_FNV_LEN);
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, src + VMESS_FNV_LEN, plain);
+            rc = vmess_cfb_update(b->cipher, out, src + VMESS_FNV_LEN,
+                                  plain_len);
         }
 
         /* the padding is part of the CFB stream */
@@ -915,7 +1036,7 @@ vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src, uint8_t *out,
             return rc;
         }
 
-        fnv = vmess_fnv1a(out, plain);
+        fnv = vmess_fnv1a(out, plain_len);
         want[0] = (uint8_t) (fnv >> 24);
         want[1] = (uint8_t) (fnv >> 16);
         want[2] = (uint8_t) (fnv >> 8);
@@ -928,8 +1049,8 @@ vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src, uint8_t *out,
         break;
 
     default: /* VMESS_SEC_NONE */
-        if (plain > 0) {
-            memcpy(out, src, plain);
+        if (plain_len > 0 && out != src) {
+            memcpy(out, src, plain_len);
         }
 
         break;
@@ -937,27 +1058,37 @@ vmess_body_open_chunk(vmess_body_t *b, const uint8_t *src, uint8_t *out,
 
     vmess_body_count(b);
 
-    if (plain == 0) {
+    if (plain_len == 0) {
         b->eof = 1;
     }
 
-    *produced = plain;
+    *plain = out;
+    *produced = plain_len;
 
     return VMESS_OK;
 }
 
 
-/* security 1 or 5 without 0x01: a bare (CFB) stream, no boundaries */
+/*
+ * security 1 or 5 without 0x01: a bare (CFB) stream, no boundaries; out ==
+ * NULL decrypts all of in where it lies
+ */
 
 static int
-vmess_body_open_raw(vmess_body_t *b, const uint8_t *in, size_t len,
-    size_t *consumed, uint8_t *out, size_t cap, size_t *produced)
+vmess_body_open_raw(vmess_body_t *b, uint8_t *in, size_t len,
+    size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
+    size_t *produced)
 {
     int     rc;
     size_t  n;
 
     if (len == 0) {
         return VMESS_AGAIN;
+    }
+
+    if (out == NULL) {
+        out = in;
+        cap = len;
     }
 
     n = len < cap ? len : cap;
@@ -982,11 +1113,12 @@ vmess_body_open_raw(vmess_body_t *b, const uint8_t *in, size_t len,
             return rc;
         }
 
-    } else {
+    } else if (out != in) {
         memcpy(out, in, n);
     }
 
     *consumed = n;
+    *plain = out;
     *produced = n;
 
     return VMESS_OK;
@@ -1115,7 +1247,7 @@ vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
                                      1, nonce);
         if (rc == VMESS_OK) {
             rc = vmess_aead_seal(b->hdr_cipher, nonce, field, VMESS_LEN_FIELD,
-                                 out);
+                                 out, out + VMESS_LEN_FIELD);
         }
 
         if (rc == VMESS_OK) {
@@ -1125,7 +1257,8 @@ vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
 
         if (rc == VMESS_OK) {
             rc = vmess_aead_seal(b->hdr_cipher, nonce, plain, n,
-                                 out + VMESS_LEN_FIELD_SEALED);
+                                 out + VMESS_LEN_FIELD_SEALED,
+                                 out + VMESS_LEN_FIELD_SEALED + n);
         }
     }
 
