@@ -16,7 +16,6 @@
 
 
 #define NGX_STREAM_VMESS_NBUFS          2
-#define NGX_STREAM_VMESS_DEC_SIZE       65536   /* one chunk's plaintext */
 #define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
 
 
@@ -28,6 +27,12 @@ static ngx_int_t ngx_stream_vmess_decode(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_encode(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
     ngx_chain_t ***ll);
+static void ngx_stream_vmess_hold(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d, size_t n);
+static void ngx_stream_vmess_release(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d);
+static ngx_chain_t *ngx_stream_vmess_shadow(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d, u_char *pos, u_char *last);
 static ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d, size_t size);
 static void ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d,
@@ -49,8 +54,7 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 {
     u_char                  *p;
     size_t                   size;
-    ngx_int_t                rc;
-    ngx_uint_t               pending;
+    ngx_int_t                rc, coded;
     ngx_chain_t             *cl, *ln, **ll, *out;
     ngx_connection_t        *c, *dst;
     ngx_stream_vmess_ctx_t  *ctx;
@@ -144,7 +148,9 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         ll = &ln->next;
     }
 
-    rc = NGX_OK;
+    if (!from_upstream && d->pos == NULL && d->in) {
+        d->pos = d->in->buf->pos;
+    }
 
     for ( ;; ) {
 
@@ -152,13 +158,13 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         ll = &out;
 
         if (from_upstream) {
-            rc = ngx_stream_vmess_encode(s, ctx, d, &ll);
+            coded = ngx_stream_vmess_encode(s, ctx, d, &ll);
 
         } else {
-            rc = ngx_stream_vmess_decode(s, ctx, d, &ll);
+            coded = ngx_stream_vmess_decode(s, ctx, d, &ll);
         }
 
-        if (rc == NGX_ERROR) {
+        if (coded == NGX_ERROR) {
             return NGX_ERROR;
         }
 
@@ -168,22 +174,26 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         {
             /* the write filter alerts on an empty chain with nothing saved */
             rc = NGX_OK;
-            break;
+
+        } else {
+            rc = ngx_stream_next_filter(s, out, from_upstream);
+
+            ngx_chain_update_chains(c->pool, &d->free, &d->busy, &out,
+                                    (ngx_buf_tag_t) &ngx_stream_vmess_module);
+
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
         }
 
-        rc = ngx_stream_next_filter(s, out, from_upstream);
-
-        ngx_chain_update_chains(c->pool, &d->free, &d->busy, &out,
-                                (ngx_buf_tag_t) &ngx_stream_vmess_module);
-
-        if (rc == NGX_ERROR) {
-            return NGX_ERROR;
+        if (d->busy == NULL) {
+            ngx_stream_vmess_release(s, d);
         }
 
-        pending = (d->in != NULL || (d->last && !d->last_sent));
+        /* NGX_AGAIN: the coder waited for its own output to be written */
 
-        if (!pending
-            || (d->free == NULL && d->nbufs >= NGX_STREAM_VMESS_NBUFS))
+        if (coded != NGX_AGAIN
+            || (from_upstream ? d->free == NULL : d->staging_busy))
         {
             break;
         }
@@ -229,16 +239,24 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 }
 
 
-/* client -> upstream: open chunks into our buffers */
+/*
+ * client -> upstream: chunks are opened where they lie, in the proxy's
+ * buffer, and passed on as bufs pointing at their plaintext; the input
+ * stays unconsumed for the proxy until those are written.  A chunk that
+ * cannot complete in place (the proxy's buffer ends first, or it began
+ * in the preread buffer) is gathered in the staging buffer.
+ */
 
 static ngx_int_t
 ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_dir_t *d, ngx_chain_t ***ll)
 {
     int                rc;
-    size_t             consumed, produced, size;
-    ngx_buf_t         *b, *ib;
-    ngx_chain_t       *cl;
+    size_t             consumed, produced;
+    u_char            *end, *plain;
+    ngx_buf_t         *rb;
+    ngx_uint_t         stage, exhausted;
+    ngx_chain_t       *cl, *ln;
     ngx_connection_t  *c;
 
     c = s->connection;
@@ -249,90 +267,66 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
             /* after the end chunk: nothing more goes to the upstream */
 
             while (d->in) {
-                d->in->buf->pos = d->in->buf->last;
-                ngx_stream_vmess_consumed(s, d);
+                ngx_stream_vmess_hold(s, d, d->in->buf->last - d->pos);
             }
 
             d->last_sent = 1;
             break;
         }
 
-        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_DEC_SIZE);
+        if (d->in == NULL) {
+            /* the client closed without an end chunk */
 
-        if (cl == NGX_CHAIN_ERROR) {
-            return NGX_ERROR;
+            cl = ngx_stream_vmess_shadow(s, d, NULL, 0);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            cl->buf->last_buf = 1;
+            d->last_sent = 1;
+
+            **ll = cl;
+            *ll = &cl->next;
+            break;
         }
 
-        if (cl == NULL) {
-            /* all our buffers are busy: leave the input unconsumed */
-            return NGX_AGAIN;
-        }
+        if (ctx->proxy_protocol) {
+            /* the PROXY header goes to the upstream as it is */
 
-        b = cl->buf;
-
-        if (ctx->proxy_protocol && d->in) {
             ctx->proxy_protocol = 0;
 
-            ib = d->in->buf;
-            size = ib->last - ib->pos;
-
-            if (size <= (size_t) (b->end - b->last)) {
-                b->last = ngx_cpymem(b->last, ib->pos, size);
-                ib->pos = ib->last;
-                ngx_stream_vmess_consumed(s, d);
+            cl = ngx_stream_vmess_shadow(s, d, d->pos, d->in->buf->last);
+            if (cl == NULL) {
+                return NGX_ERROR;
             }
+
+            ngx_stream_vmess_hold(s, d, d->in->buf->last - d->pos);
+
+            **ll = cl;
+            *ll = &cl->next;
+            continue;
         }
 
-        while (d->in && b->last < b->end) {
-            ib = d->in->buf;
+        /* the input that is contiguous in memory from d->pos on */
 
-            consumed = 0;
-            produced = 0;
+        end = d->in->buf->last;
 
-            rc = vmess_body_open(&ctx->dec, ib->pos, ib->last - ib->pos,
-                                 &consumed, b->last, b->end - b->last,
-                                 &produced);
+        for (ln = d->in->next; ln && ln->buf->pos == end; ln = ln->next) {
+            end = ln->buf->last;
+        }
 
-            ib->pos += consumed;
-            b->last += produced;
+        stage = 0;
 
-            if (ib->pos == ib->last) {
-                ngx_stream_vmess_consumed(s, d);
-            }
+        for ( ;; ) {
+            rc = vmess_body_open_inplace(&ctx->dec, d->pos, end - d->pos,
+                                         stage, &consumed, &plain,
+                                         &produced);
 
-            if (rc == VMESS_OK) {
-                ngx_stream_vmess_check_wrap(s, ctx, &ctx->dec);
+            exhausted = (consumed == (size_t) (end - d->pos));
 
-                if (ctx->dec.eof) {
-                    ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
-                                   "vmess request end chunk");
-                    d->eof = 1;
-                    b->last_buf = 1;    /* for a layer below (proxy) */
-                    break;
-                }
-
-                if (consumed == 0 && produced == 0) {
-                    ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                                  "vmess_body_open() made no progress");
-                    return NGX_ERROR;
-                }
-
-                continue;
-            }
-
-            if (rc == VMESS_AGAIN) {
-                continue;
-            }
+            ngx_stream_vmess_hold(s, d, consumed);
 
             if (rc == VMESS_NEED_STAGING) {
-
-                if (ctx->staging) {
-                    ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                                  "vmess_body_open() asked for staging "
-                                  "twice");
-                    return NGX_ERROR;
-                }
-
                 ctx->staging = ngx_palloc(c->pool, VMESS_STAGING_SIZE);
                 if (ctx->staging == NULL) {
                     return NGX_ERROR;
@@ -343,29 +337,63 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
                 continue;
             }
 
-            if (rc == VMESS_ERR_NO_SPACE && b->last > b->pos) {
-                /* the next chunk goes into the next buffer */
+            if (rc != VMESS_AGAIN || stage || exhausted) {
                 break;
             }
 
+            /*
+             * The chunk's data has begun but is not all here: it completes
+             * in place if the proxy's next read lands right behind it and
+             * its buffer has room for the rest.
+             */
+
+            rb = s->upstream ? &s->upstream->downstream_buf : NULL;
+
+            if (!d->last && rb && rb->start && end == rb->last
+                && d->pos >= rb->start
+                && d->pos + vmess_body_pending(&ctx->dec) <= rb->end)
+            {
+                return NGX_OK;
+            }
+
+            if (d->staging_busy) {
+                /* the plaintext of the last staged chunk is still queued */
+                return NGX_AGAIN;
+            }
+
+            stage = 1;
+        }
+
+        if (rc == VMESS_AGAIN) {
+            /* all of this input is read: the next, or more to come */
+            continue;
+        }
+
+        if (rc != VMESS_OK) {
             return ngx_stream_vmess_chunk_error(s, rc, "request");
         }
 
-        if (d->in == NULL && d->last && !d->eof) {
-            /* the client closed without an end chunk */
-            b->last_buf = 1;
-            d->last_sent = 1;
+        ngx_stream_vmess_check_wrap(s, ctx, &ctx->dec);
+
+        if (ctx->staging && plain >= ctx->staging
+            && plain < ctx->staging + VMESS_STAGING_SIZE)
+        {
+            d->staging_busy = 1;
         }
 
-        if (b->pos == b->last) {
+        if (ctx->dec.eof) {
+            ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                           "vmess request end chunk");
+            d->eof = 1;
+        }
 
-            if (!b->last_buf) {
-                ngx_stream_vmess_put_buf(d, cl);
-                continue;
-            }
+        cl = ngx_stream_vmess_shadow(s, d, plain, plain + produced);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
 
-            /* an empty last_buf must not look like in-memory data */
-            b->temporary = 0;
+        if (d->eof) {
+            cl->buf->last_buf = 1;  /* for a layer below (proxy) */
         }
 
         **ll = cl;
@@ -502,6 +530,90 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * n more bytes of the input are read: links to bufs read to their end move
+ * to d->held, where they stay unconsumed until what was made of them is
+ * written (ngx_stream_vmess_release)
+ */
+
+static void
+ngx_stream_vmess_hold(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
+    size_t n)
+{
+    size_t        left;
+    ngx_chain_t  *ln;
+
+    while (d->in) {
+        left = d->in->buf->last - d->pos;
+
+        if (n < left) {
+            d->pos += n;
+            return;
+        }
+
+        n -= left;
+
+        ln = d->in;
+        d->in = ln->next;
+        ln->next = d->held;
+        d->held = ln;
+
+        d->pos = d->in ? d->in->buf->pos : NULL;
+    }
+}
+
+
+/* everything sent: the proxy may reuse the input read so far */
+
+static void
+ngx_stream_vmess_release(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d)
+{
+    ngx_chain_t  *ln;
+
+    while (d->held) {
+        ln = d->held;
+        d->held = ln->next;
+
+        ln->buf->pos = ln->buf->last;
+        ngx_free_chain(s->connection->pool, ln);
+    }
+
+    if (d->in && d->pos) {
+        d->in->buf->pos = d->pos;
+    }
+
+    d->staging_busy = 0;
+}
+
+
+/* a buf of ours pointing at memory we do not own */
+
+static ngx_chain_t *
+ngx_stream_vmess_shadow(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
+    u_char *pos, u_char *last)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = ngx_chain_get_free_buf(s->connection->pool, &d->free);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    b = cl->buf;
+    ngx_memzero(b, sizeof(ngx_buf_t));
+
+    b->pos = pos;
+    b->last = last;
+    /* an empty last_buf must not look like in-memory data */
+    b->temporary = (pos != last);
+    b->flush = 1;
+    b->tag = (ngx_buf_tag_t) &ngx_stream_vmess_module;
+
+    return cl;
 }
 
 

@@ -95,6 +95,9 @@ typedef struct {
     ngx_chain_t                    *free;       /* own output buffers */
     ngx_chain_t                    *busy;
     ngx_uint_t                      nbufs;
+    ngx_chain_t                    *held;       /* read, still referenced */
+    u_char                         *pos;        /* read up to, in in */
+    unsigned                        staging_busy:1;
     unsigned                        last:1;     /* input had last_buf */
     unsigned                        last_sent:1;
     unsigned                        started:1;
