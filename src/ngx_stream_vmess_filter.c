@@ -15,8 +15,14 @@
 #include "ngx_stream_vmess_module.h"
 
 
+/* WebSocket: buffers of sealed chunks, framed where they are */
 #define NGX_STREAM_VMESS_NBUFS          2
 #define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
+
+/* in place: a response header (38 bytes, no command) and a chunk's head,
+ * an end chunk, or a tail; at most FRAMES / 3 chunks on their way */
+#define NGX_STREAM_VMESS_FRAME_SIZE     (40 + VMESS_CHUNK_OVERHEAD_MAX)
+#define NGX_STREAM_VMESS_FRAMES         48
 
 
 static ngx_int_t ngx_stream_vmess_filter(ngx_stream_session_t *s,
@@ -24,7 +30,10 @@ static ngx_int_t ngx_stream_vmess_filter(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_decode(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
     ngx_chain_t ***ll);
-static ngx_int_t ngx_stream_vmess_encode(ngx_stream_session_t *s,
+static ngx_int_t ngx_stream_vmess_seal(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
+    ngx_chain_t ***ll);
+static ngx_int_t ngx_stream_vmess_seal_ws(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
     ngx_chain_t ***ll);
 static void ngx_stream_vmess_hold(ngx_stream_session_t *s,
@@ -34,7 +43,7 @@ static void ngx_stream_vmess_release(ngx_stream_session_t *s,
 static ngx_chain_t *ngx_stream_vmess_shadow(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d, u_char *pos, u_char *last);
 static ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d, size_t size);
+    ngx_stream_vmess_dir_t *d, size_t size, ngx_uint_t max);
 static void ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d,
     ngx_chain_t *cl);
 static void ngx_stream_vmess_consumed(ngx_stream_session_t *s,
@@ -148,7 +157,9 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         ll = &ln->next;
     }
 
-    if (!from_upstream && d->pos == NULL && d->in) {
+    /* in place (all but WebSocket responses): read from d->pos on */
+
+    if ((!from_upstream || ctx->ws == NULL) && d->pos == NULL && d->in) {
         d->pos = d->in->buf->pos;
     }
 
@@ -158,7 +169,8 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         ll = &out;
 
         if (from_upstream) {
-            coded = ngx_stream_vmess_encode(s, ctx, d, &ll);
+            coded = ctx->ws ? ngx_stream_vmess_seal_ws(s, ctx, d, &ll)
+                            : ngx_stream_vmess_seal(s, ctx, d, &ll);
 
         } else {
             coded = ngx_stream_vmess_decode(s, ctx, d, &ll);
@@ -192,9 +204,7 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
         /* NGX_AGAIN: the coder waited for its own output to be written */
 
-        if (coded != NGX_AGAIN
-            || (from_upstream ? d->free == NULL : d->staging_busy))
-        {
+        if (coded != NGX_AGAIN || d->busy) {
             break;
         }
     }
@@ -404,10 +414,164 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 }
 
 
-/* upstream -> client: the response header, then sealed chunks */
+/*
+ * upstream -> client: the response header, then each chunk sealed where
+ * it lies in the proxy's buffer and sent as three bufs: head, data, tail.
+ */
 
 static ngx_int_t
-ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_dir_t *d, ngx_chain_t ***ll)
+{
+    int                rc;
+    size_t             len, written, head_len, tail_len;
+    u_char            *data;
+    ngx_buf_t         *hb, *tb, *ib;
+    ngx_chain_t       *head, *body, *tail;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    while (d->in || (d->last && !d->last_sent)) {
+
+        head = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
+                                        NGX_STREAM_VMESS_FRAMES);
+        body = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
+                                        NGX_STREAM_VMESS_FRAMES);
+        tail = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
+                                        NGX_STREAM_VMESS_FRAMES);
+
+        if (head == NGX_CHAIN_ERROR || body == NGX_CHAIN_ERROR
+            || tail == NGX_CHAIN_ERROR)
+        {
+            return NGX_ERROR;
+        }
+
+        if (head == NULL || body == NULL || tail == NULL) {
+            /* as many chunks as we allow are on their way */
+            ngx_stream_vmess_put_buf(d, head);
+            ngx_stream_vmess_put_buf(d, body);
+            ngx_stream_vmess_put_buf(d, tail);
+            return NGX_AGAIN;
+        }
+
+        hb = head->buf;
+
+        if (!ctx->header_sent) {
+            rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL,
+                                            hb->last, hb->end - hb->last,
+                                            &written);
+            if (rc != VMESS_OK) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "vmess_response_header_seal() failed: %s",
+                              vmess_strerror(rc));
+                return NGX_ERROR;
+            }
+
+            hb->last += written;
+            ctx->header_sent = 1;
+        }
+
+        if (d->in == NULL) {
+            ngx_stream_vmess_put_buf(d, body);
+            ngx_stream_vmess_put_buf(d, tail);
+
+            rc = vmess_body_seal_end(&ctx->enc, ctx->pad, hb->last,
+                                     hb->end - hb->last, &written);
+            if (rc != VMESS_OK) {
+                return ngx_stream_vmess_chunk_error(s, rc, "response");
+            }
+
+            hb->last += written;
+            hb->last_buf = 1;
+            d->last_sent = 1;
+
+            if (hb->pos == hb->last) {
+                /* raw mode: an empty last_buf is no in-memory data */
+                hb->temporary = 0;
+            }
+
+            **ll = head;
+            *ll = &head->next;
+            break;
+        }
+
+        ib = d->in->buf;
+        len = ngx_min((size_t) (ib->last - d->pos),
+                      NGX_STREAM_VMESS_SEAL_MAX);
+        data = d->pos;
+
+        if (!ib->temporary) {
+            /* memory we may not write to: sealed in a copy */
+
+            if (d->staging_busy) {
+                ngx_stream_vmess_put_buf(d, head);
+                ngx_stream_vmess_put_buf(d, body);
+                ngx_stream_vmess_put_buf(d, tail);
+                return NGX_AGAIN;
+            }
+
+            if (ctx->scratch == NULL) {
+                ctx->scratch = ngx_palloc(c->pool, NGX_STREAM_VMESS_SEAL_MAX);
+                if (ctx->scratch == NULL) {
+                    return NGX_ERROR;
+                }
+            }
+
+            data = ngx_cpymem(ctx->scratch, d->pos, len) - len;
+            d->staging_busy = 1;
+        }
+
+        tb = tail->buf;
+
+        rc = vmess_body_seal_inplace(&ctx->enc, data, len, ctx->pad,
+                                     hb->last, &head_len, tb->last,
+                                     &tail_len);
+        if (rc != VMESS_OK) {
+            return ngx_stream_vmess_chunk_error(s, rc, "response");
+        }
+
+        ngx_stream_vmess_check_wrap(s, ctx, &ctx->enc);
+        ngx_stream_vmess_hold(s, d, len);
+
+        hb->last += head_len;
+        tb->last += tail_len;
+
+        body->buf->pos = data;
+        body->buf->last = data + len;
+
+        head->next = body;
+        body->next = tail;
+
+        if (hb->pos == hb->last) {
+            /* raw mode: no head or tail */
+            ngx_stream_vmess_put_buf(d, head);
+            ngx_stream_vmess_put_buf(d, tail);
+            body->next = NULL;
+            head = body;
+            tail = body;
+
+        } else if (tb->pos == tb->last) {
+            ngx_stream_vmess_put_buf(d, tail);
+            body->next = NULL;
+            tail = body;
+        }
+
+        **ll = head;
+        *ll = &tail->next;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * upstream -> client over WebSocket: the response header, then chunks
+ * sealed into our buffers, each wrapped in a frame.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_dir_t *d, ngx_chain_t ***ll)
 {
     int                rc;
@@ -418,13 +582,12 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     c = s->connection;
 
-    while (d->in || (d->last && !d->last_sent)
-           || (ctx->ws && ctx->ws->reply_opcode))
-    {
-        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_ENC_SIZE
-                                      + (ctx->ws ? NGX_STREAM_VMESS_WS_HEADROOM
-                                                 + NGX_STREAM_VMESS_WS_TAILROOM
-                                                 : 0));
+    while (d->in || (d->last && !d->last_sent) || ctx->ws->reply_opcode) {
+
+        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_WS_HEADROOM
+                                            + NGX_STREAM_VMESS_ENC_SIZE
+                                            + NGX_STREAM_VMESS_WS_TAILROOM,
+                                      NGX_STREAM_VMESS_NBUFS);
 
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
@@ -436,13 +599,11 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
         b = cl->buf;
 
-        if (ctx->ws) {
-            /* room for the frame header in front and a close frame behind */
-            b->pos += NGX_STREAM_VMESS_WS_HEADROOM;
-            b->last = b->pos;
-            b->end = b->start + NGX_STREAM_VMESS_WS_HEADROOM
-                     + NGX_STREAM_VMESS_ENC_SIZE;
-        }
+        /* room for the frame header in front and a close frame behind */
+        b->pos += NGX_STREAM_VMESS_WS_HEADROOM;
+        b->last = b->pos;
+        b->end = b->start + NGX_STREAM_VMESS_WS_HEADROOM
+                 + NGX_STREAM_VMESS_ENC_SIZE;
 
         if (!ctx->header_sent) {
             rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL,
@@ -511,9 +672,7 @@ ngx_stream_vmess_encode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
             /* no room: the end chunk goes into the next buffer */
         }
 
-        if (ctx->ws) {
-            ngx_stream_vmess_ws_wrap(ctx, b);
-        }
+        ngx_stream_vmess_ws_wrap(ctx, b);
 
         if (b->pos == b->last) {
 
@@ -619,7 +778,7 @@ ngx_stream_vmess_shadow(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
 
 static ngx_chain_t *
 ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
-    size_t size)
+    size_t size, ngx_uint_t max)
 {
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
@@ -628,7 +787,7 @@ ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
         cl = d->free;
         d->free = cl->next;
 
-    } else if (d->nbufs < NGX_STREAM_VMESS_NBUFS) {
+    } else if (d->nbufs < max) {
         cl = ngx_alloc_chain_link(s->connection->pool);
         if (cl == NULL) {
             return NGX_CHAIN_ERROR;
@@ -661,9 +820,15 @@ ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
 }
 
 
+/* cl may be NULL: nothing to give back */
+
 static void
 ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d, ngx_chain_t *cl)
 {
+    if (cl == NULL) {
+        return;
+    }
+
     cl->next = d->free;
     d->free = cl;
 }

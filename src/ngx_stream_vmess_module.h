@@ -143,6 +143,8 @@ typedef struct {
     vmess_body_t                    dec;        /* client -> upstream */
     vmess_body_t                    enc;        /* upstream -> client */
     u_char                         *staging;
+    u_char                         *scratch;    /* response from read-only
+                                                   memory, sealed in a copy */
     u_char                          pad[64];
 
     ngx_stream_vmess_dir_t          dir[2];     /* 0: to upstream */
