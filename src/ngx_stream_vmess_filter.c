@@ -40,6 +40,8 @@ static void ngx_stream_vmess_hold(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d, size_t n);
 static void ngx_stream_vmess_release(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d);
+static void ngx_stream_vmess_free_preread(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d);
 static ngx_chain_t *ngx_stream_vmess_shadow(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d, u_char *pos, u_char *last);
 static ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
@@ -200,6 +202,10 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
         if (d->busy == NULL) {
             ngx_stream_vmess_release(s, d);
+
+            if (!from_upstream && c->buffer) {
+                ngx_stream_vmess_free_preread(s, d);
+            }
         }
 
         /* NGX_AGAIN: the coder waited for its own output to be written */
@@ -436,8 +442,7 @@ ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
         head = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
                                         NGX_STREAM_VMESS_FRAMES);
-        body = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
-                                        NGX_STREAM_VMESS_FRAMES);
+        body = ngx_stream_vmess_get_buf(s, d, 0, NGX_STREAM_VMESS_FRAMES);
         tail = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
                                         NGX_STREAM_VMESS_FRAMES);
 
@@ -748,6 +753,32 @@ ngx_stream_vmess_release(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d)
 }
 
 
+/*
+ * The preread buffer is read and its plaintext written: nobody reads it
+ * again (the proxy hands it to an upstream once, after the connect), and
+ * an idle session should not keep its 16 KiB.
+ */
+
+static void
+ngx_stream_vmess_free_preread(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d)
+{
+    ngx_buf_t         *b;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+    b = c->buffer;
+
+    if (d->in && d->pos >= b->start && d->pos < b->end) {
+        return;
+    }
+
+    if (ngx_pfree(c->pool, b->start) == NGX_OK) {
+        c->buffer = NULL;
+    }
+}
+
+
 /* a buf of ours pointing at memory we do not own */
 
 static ngx_chain_t *
@@ -788,13 +819,8 @@ ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
         d->free = cl->next;
 
     } else if (d->nbufs < max) {
-        cl = ngx_alloc_chain_link(s->connection->pool);
+        cl = ngx_chain_get_free_buf(s->connection->pool, &d->free);
         if (cl == NULL) {
-            return NGX_CHAIN_ERROR;
-        }
-
-        cl->buf = ngx_create_temp_buf(s->connection->pool, size);
-        if (cl->buf == NULL) {
             return NGX_CHAIN_ERROR;
         }
 
@@ -804,11 +830,24 @@ ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
         return NULL;
     }
 
+    b = cl->buf;
+
+    /* size 0: a buf that points at data elsewhere; memory comes when a
+     * buf is first asked for with a size */
+
+    if (b->start == NULL && size) {
+        b->start = ngx_palloc(s->connection->pool, size);
+        if (b->start == NULL) {
+            return NGX_CHAIN_ERROR;
+        }
+
+        b->end = b->start + size;
+    }
+
     cl->next = NULL;
 
     /* a recycled buf keeps its old flags: reset everything we use */
 
-    b = cl->buf;
     b->pos = b->start;
     b->last = b->start;
     b->temporary = 1;
