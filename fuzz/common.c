@@ -13,6 +13,10 @@
 #include "common.h"
 
 
+static void fuzz_body_take(const vmess_body_t *b, fuzz_body_result_t *r,
+    const uint8_t *plain, size_t produced);
+static int fuzz_inside(const uint8_t *p, size_t n, const uint8_t *buf,
+    size_t len);
 static void fuzz_aead_seal(const EVP_CIPHER *cipher, const uint8_t *key,
     const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
     const uint8_t *in, size_t len, uint8_t *out);
@@ -260,15 +264,7 @@ fuzz_body_feed(vmess_body_t *b, const uint8_t *stream, size_t len,
             fuzz_assert(consumed > 0 || produced > 0, "OK makes progress");
             fuzz_assert(produced > 0 || b->eof, "OK without data is the end");
 
-            memcpy(r->out + r->out_len, out, produced);
-            r->out_len += produced;
-
-            if (b->chunked && r->n_ends < FUZZ_ENDS_MAX) {
-                r->ends[r->n_ends++] = r->out_len;
-
-            } else if (b->chunked) {
-                r->ends_lost = 1;
-            }
+            fuzz_body_take(b, r, out, produced);
 
             pos += consumed;
             cap = small ? small_cap : FUZZ_OUT_CAP;
@@ -324,6 +320,169 @@ fuzz_body_feed(vmess_body_t *b, const uint8_t *stream, size_t len,
     free(copy);
     free(big);
     free(little);
+}
+
+
+/*
+ * As fuzz_body_feed, over the in-place reader; besides the contract of
+ * every return: each plaintext lies in the bytes its call consumed or in
+ * staging, a raw stream is decrypted all where it lies, and a chunk that
+ * was waited for takes exactly the bytes vmess_body_pending last said.
+ */
+
+void
+fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
+    fuzz_split_t *sp, unsigned stages, fuzz_body_result_t *r)
+{
+    int        rc, rc2, stage;
+    size_t     pos, delivered, win, consumed, produced, steps, pending;
+    size_t     consumed2, produced2;
+    uint8_t   *copy, *in, *plain, *plain2;
+
+    memset(r, 0, sizeof(fuzz_body_result_t));
+
+    /* writable: chunks are opened where they lie */
+    copy = fuzz_dup(stream, len);
+
+    r->out = fuzz_alloc(len);
+    r->ends = fuzz_alloc(FUZZ_ENDS_MAX * sizeof(size_t));
+
+    pos = 0;
+    delivered = 0;
+    rc = VMESS_AGAIN;
+    steps = 0;
+
+    /* what the chunk under way still needed when a call last waited */
+    pending = 0;
+
+    for ( ;; ) {
+
+        if (pos == delivered || rc == VMESS_AGAIN) {
+            if (delivered == len) {
+                rc = b->eof ? VMESS_OK : VMESS_AGAIN;
+                break;
+            }
+
+            delivered += fuzz_split_next(sp, len - delivered);
+        }
+
+        fuzz_assert(++steps <= 4 * len + 16, "the reader makes progress");
+
+        stage = (stages >> (steps % 6)) & 1;
+        win = delivered - pos;
+        in = copy + pos;
+        fuzz_window(copy, len, pos, delivered);
+        consumed = (size_t) -1;
+        produced = (size_t) -1;
+
+        rc = vmess_body_open_inplace(b, in, win, stage, &consumed, &plain,
+                                     &produced);
+
+        fuzz_assert(consumed <= win, "consumed within the input");
+
+        if (rc == VMESS_OK) {
+            fuzz_assert(consumed > 0 || produced > 0, "OK makes progress");
+            fuzz_assert(produced > 0 || b->eof, "OK without data is the end");
+            fuzz_assert(pending == 0 || consumed == pending,
+                        "a chunk waited for takes exactly its pending bytes");
+
+            if (!b->chunked) {
+                fuzz_assert(plain == in && consumed == win && produced == win,
+                            "raw: all of the input, where it lies");
+
+            } else if (produced > 0) {
+                fuzz_assert(fuzz_inside(plain, produced, in, consumed)
+                            || (r->staging != NULL
+                                && fuzz_inside(plain, produced, r->staging,
+                                               VMESS_STAGING_SIZE)),
+                            "plaintext in what was consumed or in staging");
+            }
+
+            fuzz_body_take(b, r, plain, produced);
+
+            pos += consumed;
+            pending = 0;
+            continue;
+        }
+
+        fuzz_assert(produced == 0, "nothing produced unless OK");
+
+        pending = vmess_body_pending(b);
+
+        if (rc == VMESS_AGAIN) {
+            fuzz_assert(consumed == win
+                        || (!stage && consumed <= b->len_size
+                            && win - consumed < pending),
+                        "AGAIN consumes all, or with stage 0 leaves a chunk"
+                        " short of its pending bytes");
+            pos += consumed;
+            continue;
+        }
+
+        if (rc == VMESS_NEED_STAGING) {
+            fuzz_assert(stage, "staging asked for only with stage 1");
+            fuzz_assert(r->staging == NULL, "staging asked for once");
+            fuzz_assert(b->chunked, "staging only for chunks");
+
+            r->staging = fuzz_alloc(VMESS_STAGING_SIZE);
+            vmess_body_set_staging(b, r->staging, VMESS_STAGING_SIZE);
+            pos += consumed;
+            continue;
+        }
+
+        fuzz_assert(rc < 0 && rc != VMESS_ERR_NO_SPACE, "a known error");
+
+        /* a failed stream stays failed */
+        rc2 = vmess_body_open_inplace(b, in, win, stage, &consumed2, &plain2,
+                                      &produced2);
+        fuzz_assert(rc2 == VMESS_ERR_INVALID
+                    || (b->eof && rc2 == VMESS_ERR_BAD_LENGTH),
+                    "no call succeeds after an error");
+        fuzz_assert(consumed2 == 0 && produced2 == 0,
+                    "nothing taken after an error");
+
+        break;
+    }
+
+    r->rc = rc;
+    r->eof = b->eof;
+    r->consumed = pos;
+    r->kept = delivered - pos;
+
+    fuzz_window(copy, len, 0, len);
+    free(copy);
+}
+
+
+/* a call's plaintext, appended; a chunked stream keeps the boundary */
+
+static void
+fuzz_body_take(const vmess_body_t *b, fuzz_body_result_t *r,
+    const uint8_t *plain, size_t produced)
+{
+    memcpy(r->out + r->out_len, plain, produced);
+    r->out_len += produced;
+
+    if (b->chunked && r->n_ends < FUZZ_ENDS_MAX) {
+        r->ends[r->n_ends++] = r->out_len;
+
+    } else if (b->chunked) {
+        r->ends_lost = 1;
+    }
+}
+
+
+/* p[0..n) lies within buf[0..len) */
+
+static int
+fuzz_inside(const uint8_t *p, size_t n, const uint8_t *buf, size_t len)
+{
+    uintptr_t  at, start;
+
+    at = (uintptr_t) p;
+    start = (uintptr_t) buf;
+
+    return at >= start && at - start <= len && n <= len - (at - start);
 }
 
 

@@ -47,6 +47,8 @@ typedef struct {
     size_t                      n_ends;
     int                         ends_lost;  /* more than FUZZ_ENDS_MAX */
     size_t                      consumed;
+    size_t                      kept;       /* in place: left unconsumed
+                                               for a contiguous retry */
     uint8_t                    *staging;    /* given on NEED_STAGING */
 } fuzz_body_result_t;
 
@@ -93,6 +95,13 @@ void fuzz_fail(const char *fmt, ...);
  */
 void fuzz_body_feed(vmess_body_t *b, const uint8_t *stream, size_t len,
     fuzz_split_t *sp, int small, size_t small_cap, fuzz_body_result_t *r);
+/*
+ * The same over vmess_body_open_inplace, for a caller with one contiguous
+ * receive buffer: what a call leaves unconsumed stays in front of the
+ * next piece.  Bit (k % 6) of stages is the stage flag of call k.
+ */
+void fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream,
+    size_t len, fuzz_split_t *sp, unsigned stages, fuzz_body_result_t *r);
 void fuzz_body_result_free(fuzz_body_result_t *r);
 
 /* vmess_addr_format checks on an opened request */

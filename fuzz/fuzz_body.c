@@ -1,9 +1,10 @@
 /*
- * libFuzzer harness: the body reader (vmess_body_open) for every security
- * (1, 3, 4, 5) x options (0x01, 0x05, 0x0D, 0x11, 0x1D, 0x00) x command
- * (1, 2, 3), both directions, both header modes.
+ * libFuzzer harness: the body readers (vmess_body_open and
+ * vmess_body_open_inplace) for every security (1, 3, 4, 5) x options
+ * (0x01, 0x05, 0x0D, 0x11, 0x1D, 0x00) x command (1, 2, 3), both
+ * directions, both header modes.
  *
- * Input: combo byte, flags byte, split, [small out cap], then
+ * Input: combo byte, flags byte, reader byte, split, [small out cap], then
  *   raw mode:    the wire stream
  *   sealed mode: chunk count and lengths, [bit flips], [cut], forge,
  *                [padding filler], plaintext source: the harness seals
@@ -12,11 +13,16 @@
  *                forge byte may replace a length field by a validly
  *                sealed length of the fuzzer's choice
  * The stream is fed in pieces of input-chosen sizes, with a staging
- * buffer given on VMESS_NEED_STAGING, into a 65535-byte out buffer (or
- * first a small one, to take the VMESS_ERR_NO_SPACE path).  Checks: the
- * contract of every return, the same output and result as one whole
- * feed, and in sealed mode the plaintext itself: exact when undamaged,
- * a prefix when cut, and (AEAD securities) a prefix whatever the damage.
+ * buffer given on VMESS_NEED_STAGING, to the reader the low bits of the
+ * reader byte pick: vmess_body_open into a 65535-byte out buffer (or
+ * first a small one, to take the VMESS_ERR_NO_SPACE path), or
+ * vmess_body_open_inplace on a writable copy, with stage 0 (what a call
+ * leaves unconsumed waits for the next piece), stage 1, or the stage of
+ * each call from the six high bits.  Checks: the contract of every
+ * return, the same output and result as one whole feed copied by
+ * vmess_body_open, and in sealed mode the plaintext itself: exact when
+ * undamaged, a prefix when cut, and (AEAD securities) a prefix whatever
+ * the damage.
  */
 
 #include <stdlib.h>
@@ -35,6 +41,12 @@
 #define FUZZ_F_CUT          0x40
 #define FUZZ_F_PAD          0x80
 
+/* reader byte, low two bits */
+#define FUZZ_READ_COPY      0   /* vmess_body_open */
+#define FUZZ_READ_GLUE      1   /* in place, stage 0 */
+#define FUZZ_READ_STAGE     2   /* in place, stage 1 */
+#define FUZZ_READ_MIXED     3   /* in place, stages from bits 2..7 */
+
 /* > 42: the SHAKE stream passes its first 168-byte block */
 #define FUZZ_CHUNKS_MAX     100
 /* below 128 KiB: bigger blocks cost ASan an mmap and munmap each */
@@ -45,12 +57,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fuzz_feed(const vmess_session_t *s, int dir,
-    const uint8_t *stream, size_t len, fuzz_split_t *sp, int small,
-    size_t small_cap, fuzz_body_result_t *r);
+    const uint8_t *stream, size_t len, fuzz_split_t *sp, uint8_t reader,
+    int small, size_t small_cap, fuzz_body_result_t *r);
 static void fuzz_compare(const fuzz_body_result_t *a,
     const fuzz_body_result_t *b);
 static void fuzz_sealed(const vmess_session_t *s, int dir, uint8_t flags,
-    fuzz_split_t *sp, size_t small_cap, fuzz_in_t *in);
+    uint8_t reader, fuzz_split_t *sp, size_t small_cap, fuzz_in_t *in);
 
 
 static const uint8_t  fuzz_securities[] = { 1, 3, 4, 5 };
@@ -63,7 +75,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int                 dir, sec, opt, cmd;
     size_t              small_cap;
-    uint8_t             combo, flags;
+    uint8_t             combo, flags, reader;
     fuzz_in_t           in;
     fuzz_split_t        sp, whole;
     vmess_session_t     s;
@@ -74,6 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     combo = fuzz_u8(&in);
     flags = fuzz_u8(&in);
+    reader = fuzz_u8(&in);
     fuzz_split_read(&sp, &in);
     small_cap = (flags & FUZZ_F_SMALL_CAP) ? fuzz_u16(&in) % 4096 : 0;
 
@@ -85,15 +98,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_session(&s, sec, opt, cmd, (flags & FUZZ_F_LEGACY) != 0);
 
     if (flags & FUZZ_F_SEALED) {
-        fuzz_sealed(&s, dir, flags, &sp, small_cap, &in);
+        fuzz_sealed(&s, dir, flags, reader, &sp, small_cap, &in);
         return 0;
     }
 
     whole.n = 0;
 
-    fuzz_feed(&s, dir, in.p, in.len, &whole, 0, 0, &a);
-    fuzz_feed(&s, dir, in.p, in.len, &sp, (flags & FUZZ_F_SMALL_CAP) != 0,
-              small_cap, &b);
+    fuzz_feed(&s, dir, in.p, in.len, &whole, FUZZ_READ_COPY, 0, 0, &a);
+    fuzz_feed(&s, dir, in.p, in.len, &sp, reader,
+              (flags & FUZZ_F_SMALL_CAP) != 0, small_cap, &b);
 
     fuzz_compare(&a, &b);
 
@@ -104,12 +117,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 
-/* a codec made from the session, fed and freed */
+/* a codec made from the session, fed to the reader picked and freed */
 
 static void
 fuzz_feed(const vmess_session_t *s, int dir, const uint8_t *stream,
-    size_t len, fuzz_split_t *sp, int small, size_t small_cap,
-    fuzz_body_result_t *r)
+    size_t len, fuzz_split_t *sp, uint8_t reader, int small,
+    size_t small_cap, fuzz_body_result_t *r)
 {
     int           rc;
     vmess_body_t  b;
@@ -117,13 +130,26 @@ fuzz_feed(const vmess_session_t *s, int dir, const uint8_t *stream,
     rc = vmess_body_init(&b, s, dir, 0);
     fuzz_assert(rc == VMESS_OK, "vmess_body_init");
 
-    fuzz_body_feed(&b, stream, len, sp, small, small_cap, r);
+    switch (reader & 0x03) {
+    case FUZZ_READ_COPY:
+        fuzz_body_feed(&b, stream, len, sp, small, small_cap, r);
+        break;
+    case FUZZ_READ_GLUE:
+        fuzz_body_feed_inplace(&b, stream, len, sp, 0, r);
+        break;
+    case FUZZ_READ_STAGE:
+        fuzz_body_feed_inplace(&b, stream, len, sp, 0x3f, r);
+        break;
+    default: /* FUZZ_READ_MIXED */
+        fuzz_body_feed_inplace(&b, stream, len, sp, reader >> 2, r);
+        break;
+    }
 
     vmess_body_free(&b);
 }
 
 
-/* whole and split feeds agree */
+/* the whole feed copied and the split feed (copied or in place) agree */
 
 static void
 fuzz_compare(const fuzz_body_result_t *a, const fuzz_body_result_t *b)
@@ -137,15 +163,17 @@ fuzz_compare(const fuzz_body_result_t *a, const fuzz_body_result_t *b)
                 && memcmp(a->ends, b->ends, a->n_ends * sizeof(size_t)) == 0,
                 "whole and split: chunk boundaries");
 
-    /* after an error, staged bytes count as consumed in a split feed */
+    /* after an error, staged bytes count as consumed in a split feed;
+     * bytes the in-place reader left for a retry are the rest */
     if (a->rc >= 0) {
-        fuzz_assert(a->consumed == b->consumed, "whole and split: consumed");
+        fuzz_assert(a->consumed == b->consumed + b->kept,
+                    "whole and split: consumed");
     }
 }
 
 
 static void
-fuzz_sealed(const vmess_session_t *s, int dir, uint8_t flags,
+fuzz_sealed(const vmess_session_t *s, int dir, uint8_t flags, uint8_t reader,
     fuzz_split_t *sp, size_t small_cap, fuzz_in_t *in)
 {
     int                  rc, aead, chunked, damaged;
@@ -324,9 +352,9 @@ fuzz_sealed(const vmess_session_t *s, int dir, uint8_t flags,
 
     whole.n = 0;
 
-    fuzz_feed(s, dir, stream, stream_len, &whole, 0, 0, &a);
-    fuzz_feed(s, dir, stream, stream_len, sp, (flags & FUZZ_F_SMALL_CAP) != 0,
-              small_cap, &b);
+    fuzz_feed(s, dir, stream, stream_len, &whole, FUZZ_READ_COPY, 0, 0, &a);
+    fuzz_feed(s, dir, stream, stream_len, sp, reader,
+              (flags & FUZZ_F_SMALL_CAP) != 0, small_cap, &b);
 
     fuzz_compare(&a, &b);
 

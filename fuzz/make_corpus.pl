@@ -170,9 +170,13 @@ for my $c (@{ $req->{cases} }) {
     seed($h, 'auth-stranger', "\x01\x00\x03\x00\x00\x00\x00\x00");
 }
 
-# bodies: both streams of every case raw, and sealed seeds for each combo
+# bodies: both streams of every case raw, and sealed seeds for each combo;
+# the third byte picks the reader: 0 copies, 1 in place with stage 0 (the
+# pieces glued), 2 with stage 1, 3 with stages from its high bits
 {
     my $h = 'fuzz_body';
+    my ($copy, $glue, $stage) = (0, 1, 2);
+    my $mixed = 3 | (0x2d << 2);                # stages 1,0,1,1,0,1 ...
     for my $c (@{ $bodies->{cases} }) {
         my $combo = index_of($c->{security}, @securities)
                     + 4 * index_of(hex $c->{option}, @body_opts)
@@ -181,12 +185,19 @@ for my $c (@{ $req->{cases} }) {
         my $resp_stream = substr(hex2($c->{response_stream}),
                                  $c->{response_header_len});
         seed($h, "raw-$c->{name}-req",
-             pack('CCC', $combo, $legacy, 0) . hex2($c->{request_stream}));
-        seed($h, "raw-$c->{name}-resp",
-             pack('CCC', $combo, $legacy | 0x01, 0) . $resp_stream);
-        seed($h, "raw-split-$c->{name}-req",
-             pack('CCCCCC', $combo, $legacy, 3, 0, 5, 0xc0)
+             pack('CCCC', $combo, $legacy, $copy, 0)
              . hex2($c->{request_stream}));
+        seed($h, "raw-$c->{name}-resp",
+             pack('CCCC', $combo, $legacy | 0x01, $copy, 0) . $resp_stream);
+        seed($h, "raw-split-$c->{name}-req",
+             pack('CCCCCCC', $combo, $legacy, $copy, 3, 0, 5, 0xc0)
+             . hex2($c->{request_stream}));
+        seed($h, "inplace-glue-$c->{name}-req",
+             pack('CCCCCCC', $combo, $legacy, $glue, 3, 0, 5, 0xc0)
+             . hex2($c->{request_stream}));
+        seed($h, "inplace-mixed-$c->{name}-resp",
+             pack('CCCCCC', $combo, $legacy | 0x01, $mixed, 2, 30, 1)
+             . $resp_stream);
     }
 
     my $small = hex2($bodies->{payloads}{small});
@@ -194,13 +205,17 @@ for my $c (@{ $req->{cases} }) {
     for my $s (0 .. $#securities) {
         for my $o (0 .. $#body_opts) {
             my $name = sprintf 'sec%d-opt%02x', $securities[$s], $body_opts[$o];
-            # request, TCP: 3 chunks (16 bytes, the largest, 2 KiB), end
-            seed($h, "sealed-$name-tcp",
-                 pack('CCCCCCC', $s + 4 * $o, 0x14, 3, 0, 7, 0xc3, 3)
-                 . pack('nnn', 15, 0x8000, 2047) . "\0\0\0" . $small);
+            # request, TCP: 3 chunks (16 bytes, the largest, 2 KiB), end;
+            # copied, and in place with stage 0 and with stage 1
+            for my $r ([$copy, ''], [$glue, '-glue'], [$stage, '-stage']) {
+                seed($h, "sealed-$name-tcp$r->[1]",
+                     pack('CCCCCCCC', $s + 4 * $o, 0x14, $r->[0], 3, 0, 7,
+                          0xc3, 3)
+                     . pack('nnn', 15, 0x8000, 2047) . "\0\0\0" . $small);
+            }
             # response, UDP, small out buffer, padding filler, end
             seed($h, "sealed-$name-udp",
-                 pack('CCCCC', $s + 4 * $o + 24, 0x9d, 2, 0x10, 0x03)
+                 pack('CCCCCC', $s + 4 * $o + 24, 0x9d, $copy, 2, 0x10, 0x03)
                  . pack('n', 50) . "\x02" . pack('nn', 99, 15) . "\0\0\0"
                  . ("\xa5" x 63) . $dgram);
         }
@@ -208,16 +223,16 @@ for my $c (@{ $req->{cases} }) {
 
     # many small chunks: the SHAKE stream goes past its first block
     seed($h, 'sealed-sec3-opt0d-many',
-         pack('CCCCC', 0 + 4 * 2 + 1, 0x14, 1, 0x20, 0x50)
+         pack('CCCCCC', 0 + 4 * 2 + 1, 0x14, $copy, 1, 0x20, 0x50)
          . pack('n', 3) x 0x50 . "\0\0\0" . $small);
     # option 0x10: a forged length over 65535, then one of 0
     for my $s (1, 2) {
         seed($h, "sealed-sec$securities[$s]-opt11-forge-big",
-             pack('CCCC', $s + 4 * 3, 0x14, 0, 2) . pack('nn', 100, 200)
-             . "\x02\xff\xf0" . $small);
+             pack('CCCCC', $s + 4 * 3, 0x14, $copy, 0, 2)
+             . pack('nn', 100, 200) . "\x02\xff\xf0" . $small);
         seed($h, "sealed-sec$securities[$s]-opt1d-forge-zero",
-             pack('CCCC', $s + 4 * 4, 0x14, 0, 2) . pack('nn', 100, 200)
-             . "\x01\x00\x00" . $small);
+             pack('CCCCC', $s + 4 * 4, 0x14, $copy, 0, 2)
+             . pack('nn', 100, 200) . "\x01\x00\x00" . $small);
     }
 }
 

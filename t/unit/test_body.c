@@ -1,7 +1,8 @@
 /*
  * Body codec and response header: every bodies.json stream decoded and
- * re-encoded byte for byte (whole, byte by byte, random pieces), round
- * trips over security x options x command, error paths, the
+ * re-encoded byte for byte (whole, byte by byte, random pieces), by the
+ * copying and the in-place calls alike, and tampered with; round trips
+ * over security x options x command, both ways; error paths, the
  * switch-account command, and a throughput figure.
  */
 
@@ -24,6 +25,19 @@
 #define TEST_FEED_BYTES     1
 #define TEST_FEED_RANDOM    2
 
+/* how a stream is opened */
+#define TEST_COPY           0   /* vmess_body_open into the sink */
+#define TEST_INPLACE_GLUE   1   /* in place, stage 0: the window grows */
+#define TEST_INPLACE_STAGE  2   /* in place, stage 1 */
+#define TEST_INPLACE_MIXED  3   /* in place, stage 0 or 1 at random */
+
+/* where the plaintext of an in-place pattern must be */
+#define TEST_IN_INPUT       0   /* in the input; staging never set */
+#define TEST_IN_STAGING     1   /* every chunk gathered in staging */
+#define TEST_IN_EITHER      2
+
+#define TEST_INPLACE_N      (sizeof(test_inplace) / sizeof(test_inplace[0]))
+
 
 typedef struct {
     uint8_t        *buf;
@@ -31,6 +45,7 @@ typedef struct {
     size_t          cap;
     size_t          n;                      /* pieces produced */
     size_t          ends[TEST_PIECES];      /* end of each piece in buf */
+    size_t          from_staging;           /* pieces opened in staging */
     int             staging_asked;
 } test_sink_t;
 
@@ -46,25 +61,55 @@ typedef struct {
     size_t          header_len;             /* response header bytes */
 } test_expect_t;
 
+typedef struct {
+    int             feed;                   /* TEST_FEED_* */
+    int             reader;                 /* TEST_COPY, TEST_INPLACE_* */
+    int             where;                  /* TEST_IN_* */
+    const char     *name;
+} test_pattern_t;
+
 
 static uint64_t test_rand(void);
 static void test_fill(uint8_t *p, size_t len);
 static int test_case_session(size_t i, vmess_session_t *s);
 static int test_expect_load(size_t i, int dir, test_expect_t *e);
 static void test_expect_free(test_expect_t *e);
+static uint8_t *test_dup(const uint8_t *p, size_t len);
+static int test_inside(const uint8_t *p, size_t n, const uint8_t *buf,
+    size_t len);
 static void test_sink_init(test_sink_t *sink, size_t cap);
+static int test_sink_take(test_sink_t *sink, int chunked, size_t made);
+static size_t test_piece(int mode, size_t left);
+static int test_seal(vmess_body_t *b, int inplace, const uint8_t *in,
+    size_t len, const uint8_t *pad, uint8_t *out, size_t cap,
+    size_t *written);
 static int test_feed(vmess_body_t *b, const uint8_t *in, size_t len,
     test_sink_t *sink, uint8_t *staging);
 static int test_decode(vmess_body_t *b, const uint8_t *wire, size_t len,
     int mode, test_sink_t *sink, uint8_t *staging);
+static int test_decode_inplace(vmess_body_t *b, uint8_t *wire, size_t len,
+    int mode, int reader, test_sink_t *sink, uint8_t *staging);
+static int test_stays_failed(vmess_body_t *b, int reader);
 static int test_header_open(vmess_body_t *b, uint8_t v, const uint8_t *in,
     size_t len, size_t want, int mode, size_t *consumed);
 static int test_pieces_match(const test_sink_t *sink, const test_expect_t *e,
     int chunked, int eof, const char *what);
+static int test_vector_open(vmess_body_t *b, const vmess_session_t *s,
+    int dir, const test_expect_t *e, uint8_t *wire, int mode, int reader,
+    test_sink_t *sink, uint8_t *staging);
 static void test_vectors_decode(void);
+static int test_inplace_where(const vmess_body_t *b, const test_sink_t *sink,
+    int where);
+static void test_vector_inplace(const char *name, const vmess_session_t *s,
+    int dir, const test_expect_t *e, uint8_t *staging);
+static void test_vector_tampered(size_t i, const char *name,
+    const vmess_session_t *s, int dir, const test_expect_t *e,
+    uint8_t *staging);
+static int test_vector_seal(size_t i, int dir, int inplace, uint8_t *out,
+    size_t cap, size_t *len);
 static void test_vectors_encode(void);
 static void test_round_trips(void);
-static void test_round_trip(const vmess_session_t *s, int dir,
+static void test_round_trip(const vmess_session_t *s, int dir, int inplace,
     uint8_t *staging);
 static void test_errors(void);
 static void test_nonce_wrap(uint8_t *staging);
@@ -78,6 +123,17 @@ static uint64_t  test_rng = 0x9e3779b97f4a7c15ULL;
 
 static const char  *test_dirs[] = { "request", "response" };
 static const char  *test_modes[] = { "whole", "byte by byte", "random" };
+
+static const test_pattern_t  test_inplace[] = {
+    { TEST_FEED_WHOLE, TEST_INPLACE_GLUE, TEST_IN_INPUT, "whole, stage 0" },
+    { TEST_FEED_BYTES, TEST_INPLACE_STAGE, TEST_IN_STAGING,
+      "byte by byte, stage 1" },
+    { TEST_FEED_BYTES, TEST_INPLACE_GLUE, TEST_IN_INPUT,
+      "byte by byte, glued" },
+    { TEST_FEED_RANDOM, TEST_INPLACE_GLUE, TEST_IN_INPUT, "random, glued" },
+    { TEST_FEED_RANDOM, TEST_INPLACE_MIXED, TEST_IN_EITHER,
+      "random, stage 0/1 mixed" }
+};
 
 
 static uint64_t
@@ -209,12 +265,141 @@ test_expect_free(test_expect_t *e)
 }
 
 
+static uint8_t *
+test_dup(const uint8_t *p, size_t len)
+{
+    uint8_t  *d;
+
+    d = malloc(len ? len : 1);
+    if (d != NULL && len > 0) {
+        memcpy(d, p, len);
+    }
+
+    return d;
+}
+
+
+/* p[0..n) lies within buf[0..len) */
+
+static int
+test_inside(const uint8_t *p, size_t n, const uint8_t *buf, size_t len)
+{
+    uintptr_t  at, start;
+
+    at = (uintptr_t) p;
+    start = (uintptr_t) buf;
+
+    return at >= start && at - start <= len && n <= len - (at - start);
+}
+
+
 static void
 test_sink_init(test_sink_t *sink, size_t cap)
 {
     memset(sink, 0, sizeof(test_sink_t));
     sink->buf = malloc(cap);
     sink->cap = cap;
+}
+
+
+/* made bytes of plaintext were put at sink->buf + sink->len */
+
+static int
+test_sink_take(test_sink_t *sink, int chunked, size_t made)
+{
+    if (!chunked) {
+        /* a raw stream has no boundaries to keep */
+        sink->len += made;
+        return VMESS_OK;
+    }
+
+    if (sink->n == TEST_PIECES) {
+        return VMESS_ERR_INVALID;
+    }
+
+    sink->len += made;
+    sink->ends[sink->n++] = sink->len;
+
+    return VMESS_OK;
+}
+
+
+/* the size of the next piece of input, 1..left */
+
+static size_t
+test_piece(int mode, size_t left)
+{
+    size_t  n;
+
+    switch (mode) {
+    case TEST_FEED_WHOLE:
+        n = left;
+        break;
+    case TEST_FEED_BYTES:
+        n = 1;
+        break;
+    default:
+        n = 1 + test_rand() % (test_rand() % 4 == 0 ? 5000 : 40);
+        break;
+    }
+
+    return n < left ? n : left;
+}
+
+
+/*
+ * vmess_body_seal, or vmess_body_seal_inplace on a copy of in (exactly
+ * len bytes, as are head and tail exactly their documented maximum, so
+ * that ASan sees any write past them), its head || data || tail put in
+ * out: the two must give the same wire bytes.
+ */
+
+static int
+test_seal(vmess_body_t *b, int inplace, const uint8_t *in, size_t len,
+    const uint8_t *pad, uint8_t *out, size_t cap, size_t *written)
+{
+    int       rc;
+    size_t    head_len, tail_len;
+    uint8_t  *data, *head, *tail;
+
+    if (!inplace) {
+        return vmess_body_seal(b, in, len, pad, out, cap, written);
+    }
+
+    *written = 0;
+
+    data = test_dup(in, len);
+    head = malloc(VMESS_CHUNK_HEAD_MAX);
+    tail = malloc(VMESS_CHUNK_TAIL_MAX);
+
+    rc = vmess_body_seal_inplace(b, data, len, pad, head, &head_len, tail,
+                                 &tail_len);
+
+    if (rc == VMESS_OK
+        && (head_len > VMESS_CHUNK_HEAD_MAX || tail_len > VMESS_CHUNK_TAIL_MAX
+            || head_len + tail_len > vmess_body_overhead(b)))
+    {
+        unit_diag("in place: head %zu, tail %zu bytes, overhead %zu",
+                  head_len, tail_len, vmess_body_overhead(b));
+        rc = VMESS_ERR_INVALID;
+    }
+
+    if (rc == VMESS_OK && head_len + len + tail_len > cap) {
+        rc = VMESS_ERR_NO_SPACE;
+    }
+
+    if (rc == VMESS_OK) {
+        memcpy(out, head, head_len);
+        memcpy(out + head_len, data, len);
+        memcpy(out + head_len + len, tail, tail_len);
+        *written = head_len + len + tail_len;
+    }
+
+    free(data);
+    free(head);
+    free(tail);
+
+    return rc;
 }
 
 
@@ -249,17 +434,11 @@ test_feed(vmess_body_t *b, const uint8_t *in, size_t len, test_sink_t *sink,
             return rc;
         }
 
-        if (made > 0 && !b->chunked) {
-            /* a raw stream has no boundaries to keep */
-            sink->len += made;
-
-        } else if (made > 0) {
-            if (sink->n == TEST_PIECES) {
-                return VMESS_ERR_INVALID;
+        if (made > 0) {
+            rc = test_sink_take(sink, b->chunked, made);
+            if (rc != VMESS_OK) {
+                return rc;
             }
-
-            sink->len += made;
-            sink->ends[sink->n++] = sink->len;
 
         } else if (used == 0) {
             /* no progress: only legal once the stream ended */
@@ -281,21 +460,7 @@ test_decode(vmess_body_t *b, const uint8_t *wire, size_t len, int mode,
     size_t  pos, n;
 
     for (pos = 0; pos < len; pos += n) {
-        switch (mode) {
-        case TEST_FEED_WHOLE:
-            n = len - pos;
-            break;
-        case TEST_FEED_BYTES:
-            n = 1;
-            break;
-        default:
-            n = 1 + test_rand() % (test_rand() % 4 == 0 ? 5000 : 40);
-            break;
-        }
-
-        if (n > len - pos) {
-            n = len - pos;
-        }
+        n = test_piece(mode, len - pos);
 
         rc = test_feed(b, wire + pos, n, sink, staging);
         if (rc != VMESS_OK) {
@@ -304,6 +469,180 @@ test_decode(vmess_body_t *b, const uint8_t *wire, size_t len, int mode,
     }
 
     return VMESS_OK;
+}
+
+
+/*
+ * The in-place reader as a caller with one contiguous receive buffer
+ * drives it: wire (writable, opened where it lies) arrives in pieces and
+ * whatever a call leaves unconsumed stays in the window, which grows by
+ * a piece after each VMESS_AGAIN.  Checks the contract of every return:
+ * VMESS_AGAIN leaves only the data of a chunk that does not fit yet
+ * (fewer bytes than vmess_body_pending) and only with stage 0; each
+ * plaintext lies in the bytes its call consumed, or in staging; a raw
+ * stream is decrypted all where it lies.  In random pieces the window
+ * sometimes grows to exactly what vmess_body_pending asks for, when the
+ * chunk must open and end the window, or to one byte less, when it must
+ * not.  VMESS_AGAIN when the input ran out with bytes left unconsumed.
+ */
+
+static int
+test_decode_inplace(vmess_body_t *b, uint8_t *wire, size_t len, int mode,
+    int reader, test_sink_t *sink, uint8_t *staging)
+{
+    int       rc, stage, short_by;
+    size_t    pos, end, left, used, made, pending;
+    uint8_t  *plain;
+
+    pos = 0;
+    end = 0;
+    rc = VMESS_AGAIN;
+
+    for ( ;; ) {
+        short_by = -1;
+
+        if (rc == VMESS_AGAIN || pos == end) {
+            if (end == len) {
+                return pos == len ? VMESS_OK : VMESS_AGAIN;
+            }
+
+            pending = vmess_body_pending(b);
+
+            if (mode == TEST_FEED_RANDOM && pending > 0
+                && pending <= len - pos && test_rand() % 2)
+            {
+                short_by = pos + pending - 1 > end && test_rand() % 2;
+                end = pos + pending - short_by;
+
+            } else {
+                end += test_piece(mode, len - end);
+            }
+        }
+
+        switch (reader) {
+        case TEST_INPLACE_GLUE:
+            stage = 0;
+            break;
+        case TEST_INPLACE_STAGE:
+            stage = 1;
+            break;
+        default:
+            stage = (int) (test_rand() % 2);
+            break;
+        }
+
+        left = end - pos;
+        rc = vmess_body_open_inplace(b, wire + pos, left, stage, &used,
+                                     &plain, &made);
+
+        if (used > left || (rc != VMESS_OK && made != 0)) {
+            unit_diag("in place: rc %d consumed %zu of %zu, produced %zu",
+                      rc, used, left, made);
+            return VMESS_ERR_INVALID;
+        }
+
+        if ((short_by == 0
+             && (rc == VMESS_AGAIN || (rc == VMESS_OK && used != left)))
+            || (short_by == 1 && rc != VMESS_AGAIN
+                && rc != VMESS_NEED_STAGING))
+        {
+            unit_diag("in place: window of pending %s: rc %d, consumed %zu"
+                      " of %zu", short_by ? "- 1" : "bytes", rc, used, left);
+            return VMESS_ERR_INVALID;
+        }
+
+        if (rc == VMESS_NEED_STAGING) {
+            sink->staging_asked++;
+
+            if (!stage || sink->staging_asked > 1) {
+                unit_diag("in place: staging asked for with stage %d, %d"
+                          " times", stage, sink->staging_asked);
+                return VMESS_ERR_INVALID;
+            }
+
+            vmess_body_set_staging(b, staging, VMESS_STAGING_SIZE);
+            pos += used;
+            continue;
+        }
+
+        if (rc == VMESS_AGAIN) {
+            if (used != left
+                && (stage || left - used >= vmess_body_pending(b)))
+            {
+                unit_diag("in place: AGAIN with %zu of %zu bytes left,"
+                          " stage %d, pending %zu", left - used, left, stage,
+                          vmess_body_pending(b));
+                return VMESS_ERR_INVALID;
+            }
+
+            pos += used;
+            continue;
+        }
+
+        if (rc != VMESS_OK) {
+            return rc;
+        }
+
+        if (!b->chunked && (plain != wire + pos || used != left
+                            || made != left))
+        {
+            unit_diag("in place: raw stream not opened all where it lies");
+            return VMESS_ERR_INVALID;
+        }
+
+        if (made == 0 && !b->eof) {
+            unit_diag("in place: OK without data before the end");
+            return VMESS_ERR_INVALID;
+        }
+
+        if (made > 0) {
+            if (test_inside(plain, made, staging, VMESS_STAGING_SIZE)) {
+                sink->from_staging++;
+
+            } else if (!test_inside(plain, made, wire + pos, used)) {
+                unit_diag("in place: plaintext neither in the %zu bytes"
+                          " consumed nor in staging", used);
+                return VMESS_ERR_INVALID;
+            }
+
+            if (made > sink->cap - sink->len) {
+                return VMESS_ERR_NO_SPACE;
+            }
+
+            memcpy(sink->buf + sink->len, plain, made);
+
+            rc = test_sink_take(sink, b->chunked, made);
+            if (rc != VMESS_OK) {
+                return rc;
+            }
+        }
+
+        pos += used;
+    }
+}
+
+
+/* after an error every call fails, taking and giving nothing */
+
+static int
+test_stays_failed(vmess_body_t *b, int reader)
+{
+    int       rc;
+    size_t    used, made;
+    uint8_t   byte, out[16];
+    uint8_t  *plain;
+
+    byte = 0;
+
+    if (reader == TEST_COPY) {
+        rc = vmess_body_open(b, &byte, 1, &used, out, sizeof(out), &made);
+
+    } else {
+        rc = vmess_body_open_inplace(b, &byte, 1, reader != TEST_INPLACE_GLUE,
+                                     &used, &plain, &made);
+    }
+
+    return rc == VMESS_ERR_INVALID && used == 0 && made == 0;
 }
 
 
@@ -371,11 +710,50 @@ test_pieces_match(const test_sink_t *sink, const test_expect_t *e,
 }
 
 
+/*
+ * A case's stream of one direction through the fresh reader b (the
+ * caller frees it): the response header, then the body, copied (reader
+ * TEST_COPY) or opened in place in wire, a writable copy of the stream.
+ */
+
+static int
+test_vector_open(vmess_body_t *b, const vmess_session_t *s, int dir,
+    const test_expect_t *e, uint8_t *wire, int mode, int reader,
+    test_sink_t *sink, uint8_t *staging)
+{
+    int     rc;
+    size_t  used;
+
+    rc = vmess_body_init(b, s, dir, 0);
+    used = 0;
+
+    if (rc == VMESS_OK && e->header_len > 0) {
+        rc = test_header_open(b, s->response_v, wire, e->stream_len,
+                              e->header_len, mode, &used);
+        if (rc == VMESS_OK && used != e->header_len) {
+            rc = VMESS_ERR_INVALID;
+        }
+    }
+
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    if (reader == TEST_COPY) {
+        return test_decode(b, wire + used, e->stream_len - used, mode, sink,
+                           staging);
+    }
+
+    return test_decode_inplace(b, wire + used, e->stream_len - used, mode,
+                               reader, sink, staging);
+}
+
+
 static void
 test_vectors_decode(void)
 {
     int              rc, mode, dir;
-    size_t           i, count, used;
+    size_t           i, count;
     uint8_t         *staging;
     const char      *name;
     test_sink_t      sink;
@@ -402,23 +780,8 @@ test_vectors_decode(void)
             for (mode = 0; mode < 3; mode++) {
                 test_sink_init(&sink, e.stream_len + 1024);
 
-                rc = vmess_body_init(&b, &s, dir, 0);
-                used = 0;
-
-                if (rc == VMESS_OK && e.header_len > 0) {
-                    rc = test_header_open(&b, s.response_v, e.stream,
-                                          e.stream_len, e.header_len, mode,
-                                          &used);
-                    if (rc == VMESS_OK && used != e.header_len) {
-                        rc = VMESS_ERR_INVALID;
-                    }
-                }
-
-                if (rc == VMESS_OK) {
-                    rc = test_decode(&b, e.stream + used,
-                                     e.stream_len - used, mode, &sink,
-                                     staging);
-                }
+                rc = test_vector_open(&b, &s, dir, &e, e.stream, mode,
+                                      TEST_COPY, &sink, staging);
 
                 ok(rc == VMESS_OK
                    && test_pieces_match(&sink, &e, b.chunked, b.eof, name),
@@ -442,6 +805,9 @@ test_vectors_decode(void)
                 free(sink.buf);
             }
 
+            test_vector_inplace(name, &s, dir, &e, staging);
+            test_vector_tampered(i, name, &s, dir, &e, staging);
+
             test_expect_free(&e);
         }
     }
@@ -450,16 +816,255 @@ test_vectors_decode(void)
 }
 
 
+static int
+test_inplace_where(const vmess_body_t *b, const test_sink_t *sink, int where)
+{
+    switch (where) {
+    case TEST_IN_INPUT:
+        return sink->staging_asked == 0 && b->staging == NULL
+               && sink->from_staging == 0;
+
+    case TEST_IN_STAGING:
+        /* a raw stream has nothing to gather */
+        return b->chunked ? sink->staging_asked == 1
+                            && sink->from_staging == sink->n
+                          : sink->from_staging == 0;
+
+    default:
+        return 1;
+    }
+}
+
+
+/* the stream opened in place by each pattern of test_inplace[] */
+
+static void
+test_vector_inplace(const char *name, const vmess_session_t *s, int dir,
+    const test_expect_t *e, uint8_t *staging)
+{
+    int                    rc;
+    size_t                 k;
+    uint8_t               *wire;
+    test_sink_t            sink;
+    vmess_body_t           b;
+    const test_pattern_t  *p;
+
+    static const char  *wheres[] = {
+        "all in the input, no staging", "all in staging", "input or staging"
+    };
+
+    for (k = 0; k < TEST_INPLACE_N; k++) {
+        p = &test_inplace[k];
+        wire = test_dup(e->stream, e->stream_len);
+        test_sink_init(&sink, e->stream_len + 1024);
+
+        rc = test_vector_open(&b, s, dir, e, wire, p->feed, p->reader, &sink,
+                              staging);
+
+        ok(rc == VMESS_OK
+           && test_pieces_match(&sink, e, b.chunked, b.eof, name)
+           && test_inplace_where(&b, &sink, p->where),
+           "%s %s opened in place, %s (%zu chunks%s): %s, rc %d", name,
+           test_dirs[dir], p->name, e->n, e->end ? " + end" : "",
+           b.chunked ? wheres[p->where] : "raw, all where it lies", rc);
+
+        vmess_body_free(&b);
+        free(sink.buf);
+        free(wire);
+    }
+}
+
+
+/*
+ * One byte flipped in what authenticates a random chunk (its ciphertext,
+ * tag or FNV sum): the copying reader and every in-place pattern give the
+ * chunks before it, fail with VMESS_ERR_BAD_AUTH, and fail every call
+ * after that.  Chunk j starts after the header and j wire chunks of
+ * len_size + L bytes.
+ */
+
+static void
+test_vector_tampered(size_t i, const char *name, const vmess_session_t *s,
+    int dir, const test_expect_t *e, uint8_t *staging)
+{
+    int                    rc, good;
+    size_t                 j, k, count, at, off, l, pad_len, len_size;
+    uint8_t                flip;
+    uint8_t               *wire;
+    const char            *d;
+    test_sink_t            sink;
+    vmess_body_t           b;
+    test_expect_t          before;
+    const test_pattern_t  *p;
+
+    static const test_pattern_t  copied = {
+        TEST_FEED_WHOLE, TEST_COPY, TEST_IN_EITHER, "copied, whole"
+    };
+
+    d = test_dirs[dir];
+
+    rc = vmess_body_init(&b, s, dir, 0);
+    good = rc == VMESS_OK && b.chunked && b.overhead > 0;
+    len_size = b.len_size;
+    vmess_body_free(&b);
+
+    if (!good) {
+        /* a raw stream or security none: nothing authenticates a chunk */
+        return;
+    }
+
+    count = (size_t) vec_int("bodies.cases.%zu.%s_chunks.count", i, d);
+    j = test_rand() % count;
+    at = 0;
+    off = e->header_len;
+
+    for (k = 0; k < count; k++) {
+        l = (size_t) vec_int("bodies.cases.%zu.%s_chunks.%zu.length", i, d,
+                             k);
+
+        if (k == j) {
+            pad_len = (size_t) vec_int(
+                          "bodies.cases.%zu.%s_chunks.%zu.padding_len", i, d,
+                          k);
+            at = off + len_size + test_rand() % (l - pad_len);
+        }
+
+        off += len_size + l;
+    }
+
+    if (off != e->stream_len) {
+        ok(0, "%s %s: the chunk lengths add up to the stream", name, d);
+        return;
+    }
+
+    flip = (uint8_t) (1 + test_rand() % 255);
+
+    /* the data chunks before chunk j: the end marker comes last */
+    before = *e;
+    before.n = j < e->n ? j : e->n;
+    before.end = 0;
+
+    good = 1;
+
+    for (k = 0; k <= TEST_INPLACE_N; k++) {
+        p = k == 0 ? &copied : &test_inplace[k - 1];
+        wire = test_dup(e->stream, e->stream_len);
+        wire[at] ^= flip;
+        test_sink_init(&sink, e->stream_len + 1024);
+
+        rc = test_vector_open(&b, s, dir, e, wire, p->feed, p->reader, &sink,
+                              staging);
+
+        if (rc != VMESS_ERR_BAD_AUTH
+            || !test_pieces_match(&sink, &before, 1, b.eof, name)
+            || !test_stays_failed(&b, p->reader))
+        {
+            unit_diag("%s: rc %d, %zu chunks", p->name, rc, sink.n);
+            good = 0;
+        }
+
+        vmess_body_free(&b);
+        free(sink.buf);
+        free(wire);
+    }
+
+    ok(good, "%s %s: byte %zu (chunk %zu of %zu) flipped: its %zu chunks"
+       " before, then BAD_AUTH and INVALID, copied and in place", name, d,
+       at, j, count, before.n);
+}
+
+
+/*
+ * Case i's stream of one direction sealed again into out (cap bytes),
+ * from its session, plaintexts and padding filler, by vmess_body_seal or
+ * by vmess_body_seal_inplace; *len is what was written.
+ */
+
+static int
+test_vector_seal(size_t i, int dir, int inplace, uint8_t *out, size_t cap,
+    size_t *len)
+{
+    int              rc;
+    size_t           j, n, chunks, writes, plen, written;
+    uint8_t          pad[64];
+    uint8_t         *plain, *fill;
+    const char      *d;
+    vmess_body_t     b;
+    vmess_session_t  s;
+
+    d = test_dirs[dir];
+    n = 0;
+    *len = 0;
+
+    if (test_case_session(i, &s) != 0) {
+        return VMESS_ERR_INVALID;
+    }
+
+    rc = vmess_body_init(&b, &s, dir, 0);
+
+    if (rc == VMESS_OK && dir == VMESS_DIR_RESPONSE
+        && vec_int("bodies.cases.%zu.response_header_len", i) > 0)
+    {
+        rc = vmess_response_header_seal(&b, s.response_v, NULL, out, cap, &n);
+    }
+
+    chunks = (size_t) vec_int("bodies.cases.%zu.%s_chunks.count", i, d);
+
+    for (j = 0; rc == VMESS_OK && j < chunks; j++) {
+        memset(pad, 0, sizeof(pad));
+        fill = vec_hex(&plen, "bodies.cases.%zu.%s_chunks.%zu.padding",
+                       i, d, j);
+        if (fill != NULL && plen <= sizeof(pad)) {
+            memcpy(pad, fill, plen);
+        }
+
+        free(fill);
+
+        if (vec_int("bodies.cases.%zu.%s_chunks.%zu.end_marker", i, d, j)
+            == 1)
+        {
+            rc = vmess_body_seal_end(&b, pad, out + n, cap - n, &written);
+
+        } else {
+            plain = vec_hex(&plen, "bodies.cases.%zu.%s_chunks.%zu.plaintext",
+                            i, d, j);
+            rc = test_seal(&b, inplace, plain, plen, pad, out + n, cap - n,
+                           &written);
+            free(plain);
+        }
+
+        n += written;
+    }
+
+    if (chunks == 0) {
+        /* raw stream: each write goes out as is (or CFB'd) */
+        writes = (size_t) vec_int("bodies.cases.%zu.%s_writes.count", i, d);
+
+        for (j = 0; rc == VMESS_OK && j < writes; j++) {
+            plain = vec_hex(&plen, "bodies.payloads.%s",
+                            vec_str("bodies.cases.%zu.%s_writes.%zu",
+                                    i, d, j));
+            rc = test_seal(&b, inplace, plain, plen, NULL, out + n, cap - n,
+                           &written);
+            n += written;
+            free(plain);
+        }
+    }
+
+    vmess_body_free(&b);
+    *len = n;
+
+    return rc;
+}
+
+
 static void
 test_vectors_encode(void)
 {
-    int              rc, dir;
-    size_t           i, j, n, count, len, chunks, writes, plen, written;
-    uint8_t          pad[64];
-    uint8_t         *out, *plain, *fill, *want;
-    const char      *name, *d;
-    vmess_body_t     b;
-    vmess_session_t  s;
+    int          rc, dir, inplace;
+    size_t       i, n, count, len;
+    uint8_t     *out, *want;
+    const char  *name, *d;
 
     count = (size_t) vec_int("bodies.cases.count");
 
@@ -470,76 +1075,22 @@ test_vectors_encode(void)
             d = test_dirs[dir];
             want = vec_hex(&len, "bodies.cases.%zu.%s_stream", i, d);
 
-            if (test_case_session(i, &s) != 0 || want == NULL) {
+            if (want == NULL) {
                 ok(0, "%s %s: vectors readable", name, d);
-                free(want);
                 continue;
             }
 
             out = malloc(len + TEST_SLACK);
-            n = 0;
 
-            rc = vmess_body_init(&b, &s, dir, 0);
+            for (inplace = 0; inplace < 2; inplace++) {
+                rc = test_vector_seal(i, dir, inplace, out, len + TEST_SLACK,
+                                      &n);
 
-            if (rc == VMESS_OK && dir == VMESS_DIR_RESPONSE
-                && vec_int("bodies.cases.%zu.response_header_len", i) > 0)
-            {
-                rc = vmess_response_header_seal(&b, s.response_v, NULL, out,
-                                                len + TEST_SLACK, &n);
+                ok(rc == VMESS_OK && unit_mem_eq(out, n, want, len),
+                   "%s %s re-encoded byte for byte%s (%zu bytes) rc %d",
+                   name, d, inplace ? " in place" : "", len, rc);
             }
 
-            chunks = (size_t) vec_int("bodies.cases.%zu.%s_chunks.count",
-                                      i, d);
-
-            for (j = 0; rc == VMESS_OK && j < chunks; j++) {
-                memset(pad, 0, sizeof(pad));
-                fill = vec_hex(&plen, "bodies.cases.%zu.%s_chunks.%zu.padding",
-                               i, d, j);
-                if (fill != NULL && plen <= sizeof(pad)) {
-                    memcpy(pad, fill, plen);
-                }
-
-                free(fill);
-
-                if (vec_int("bodies.cases.%zu.%s_chunks.%zu.end_marker",
-                            i, d, j) == 1)
-                {
-                    rc = vmess_body_seal_end(&b, pad, out + n,
-                                             len + TEST_SLACK - n, &written);
-
-                } else {
-                    plain = vec_hex(&plen,
-                                    "bodies.cases.%zu.%s_chunks.%zu.plaintext",
-                                    i, d, j);
-                    rc = vmess_body_seal(&b, plain, plen, pad, out + n,
-                                         len + TEST_SLACK - n, &written);
-                    free(plain);
-                }
-
-                n += written;
-            }
-
-            if (chunks == 0) {
-                /* raw stream: each write goes out as is (or CFB'd) */
-                writes = (size_t) vec_int("bodies.cases.%zu.%s_writes.count",
-                                          i, d);
-
-                for (j = 0; rc == VMESS_OK && j < writes; j++) {
-                    plain = vec_hex(&plen, "bodies.payloads.%s",
-                                    vec_str("bodies.cases.%zu.%s_writes.%zu",
-                                            i, d, j));
-                    rc = vmess_body_seal(&b, plain, plen, NULL, out + n,
-                                         len + TEST_SLACK - n, &written);
-                    n += written;
-                    free(plain);
-                }
-            }
-
-            ok(rc == VMESS_OK && unit_mem_eq(out, n, want, len),
-               "%s %s re-encoded byte for byte (%zu bytes) rc %d", name, d,
-               len, rc);
-
-            vmess_body_free(&b);
             free(out);
             free(want);
         }
@@ -550,14 +1101,18 @@ test_vectors_encode(void)
 /*
  * Writer and reader of one direction agree on: sizes up to the exact
  * 16-bit limit, a 16 KiB chunk, the end marker, random input pieces.
+ * inplace: sealed and opened in place, glued (stage 0), so that chunks
+ * of every size are opened where they lie.
  */
 
 static void
-test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
+test_round_trip(const vmess_session_t *s, int dir, int inplace,
+    uint8_t *staging)
 {
     int            rc, rc_big, eof;
     size_t         j, n, max, written, used, sizes[6];
     uint8_t       *data, *wire, *all;
+    const char    *how;
     test_sink_t    sink;
     vmess_body_t   w, r;
     test_expect_t  e;
@@ -572,9 +1127,11 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
         rc = vmess_body_init(&r, s, dir, 0);
     }
 
-    ok(rc == VMESS_OK, "init sec %d opt %02x cmd %d %s %s", s->security,
+    how = inplace ? " in place" : "";
+
+    ok(rc == VMESS_OK, "init sec %d opt %02x cmd %d %s %s%s", s->security,
        s->options, s->command, test_dirs[dir],
-       s->legacy_header ? "legacy" : "aead");
+       s->legacy_header ? "legacy" : "aead", how);
 
     max = w.chunked ? VMESS_CHUNK_MAX - w.overhead - (w.padding ? 63 : 0)
                     : VMESS_CHUNK_MAX;
@@ -601,8 +1158,8 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
         memcpy(all + e.all_len, e.plain[j], sizes[j]);
         e.all_len += sizes[j];
 
-        rc = vmess_body_seal(&w, e.plain[j], sizes[j], data, wire + n,
-                             sizes[j] + vmess_body_overhead(&w), &written);
+        rc = test_seal(&w, inplace, e.plain[j], sizes[j], data, wire + n,
+                       sizes[j] + vmess_body_overhead(&w), &written);
         n += written;
 
         if (rc == VMESS_OK
@@ -614,9 +1171,8 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
 
     e.all = all;
 
-    rc_big = vmess_body_seal(&w, data, max + 1, NULL, wire + n,
-                             VMESS_CHUNK_MAX + VMESS_CHUNK_OVERHEAD_MAX,
-                             &written);
+    rc_big = test_seal(&w, inplace, data, max + 1, NULL, wire + n,
+                       VMESS_CHUNK_MAX + VMESS_CHUNK_OVERHEAD_MAX, &written);
 
     if (rc == VMESS_OK) {
         rc = vmess_body_seal_end(&w, data, wire + n,
@@ -626,11 +1182,11 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
     }
 
     ok(rc == VMESS_OK && vmess_body_overhead(&w) <= VMESS_CHUNK_OVERHEAD_MAX,
-       "sealed %zu bytes, overhead %zu", n, vmess_body_overhead(&w));
+       "sealed%s %zu bytes, overhead %zu", how, n, vmess_body_overhead(&w));
 
     if (w.chunked) {
-        ok(rc_big == VMESS_ERR_INVALID, "a chunk of max + 1 (%zu) refused",
-           max + 1);
+        ok(rc_big == VMESS_ERR_INVALID, "a chunk of max + 1 (%zu) refused%s",
+           max + 1, how);
     }
 
     used = 0;
@@ -642,7 +1198,11 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
 
     test_sink_init(&sink, 7 * VMESS_CHUNK_MAX);
 
-    if (rc == VMESS_OK) {
+    if (rc == VMESS_OK && inplace) {
+        rc = test_decode_inplace(&r, wire + used, n - used, TEST_FEED_RANDOM,
+                                 TEST_INPLACE_GLUE, &sink, staging);
+
+    } else if (rc == VMESS_OK) {
         rc = test_decode(&r, wire + used, n - used, TEST_FEED_RANDOM, &sink,
                          staging);
     }
@@ -650,9 +1210,10 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
     eof = r.eof;
 
     ok(rc == VMESS_OK
-       && test_pieces_match(&sink, &e, r.chunked, eof, "round trip"),
-       "opened back: sec %d opt %02x cmd %d %s, max chunk %zu, rc %d",
-       s->security, s->options, s->command, test_dirs[dir], max, rc);
+       && test_pieces_match(&sink, &e, r.chunked, eof, "round trip")
+       && (!inplace || test_inplace_where(&r, &sink, TEST_IN_INPUT)),
+       "opened back%s: sec %d opt %02x cmd %d %s, max chunk %zu, rc %d",
+       how, s->security, s->options, s->command, test_dirs[dir], max, rc);
 
     free(sink.buf);
     vmess_body_free(&w);
@@ -666,7 +1227,7 @@ test_round_trip(const vmess_session_t *s, int dir, uint8_t *staging)
 static void
 test_round_trips(void)
 {
-    int              dir;
+    int              dir, inplace;
     size_t           si, oi, ci;
     uint8_t         *staging;
     vmess_session_t  s;
@@ -692,7 +1253,9 @@ test_round_trips(void)
                 test_fill(s.resp_iv, 16);
 
                 for (dir = 0; dir < 2; dir++) {
-                    test_round_trip(&s, dir, staging);
+                    for (inplace = 0; inplace < 2; inplace++) {
+                        test_round_trip(&s, dir, inplace, staging);
+                    }
                 }
             }
         }
