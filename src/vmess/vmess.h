@@ -412,7 +412,8 @@ int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
  * the data of a chunk not wholly inside in is left unconsumed (VMESS_AGAIN,
  * *consumed counts at most its length field; vmess_body_pending tells how
  * many bytes it needs): call again when they are all contiguous in one
- * in, or with stage != 0 to gather them in staging.  Raw mode decrypts
+ * in, or with stage != 0 to gather them in staging; once a chunk is partly
+ * staged, the rest of it is staged whatever stage says.  Raw mode decrypts
  * all of in where it lies.
  */
 int vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len,

@@ -316,9 +316,6 @@ vmess_body_max_plain(const vmess_body_t *b)
 }
 
 
-/* strict mode: the chunk about to be sealed or opened would reuse
- * counter 0 under the same key */
-
 /* CFB puts the FNV sum in front of the data, AEAD its tag behind */
 
 static size_t
@@ -328,6 +325,9 @@ vmess_body_head_size(const vmess_body_t *b)
            + (b->security == VMESS_SEC_AES_128_CFB ? VMESS_FNV_LEN : 0);
 }
 
+
+/* strict mode: the chunk about to be sealed or opened would reuse
+ * counter 0 under the same key */
 
 static int
 vmess_body_nonce_check(const vmess_body_t *b)
