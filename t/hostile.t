@@ -7,7 +7,7 @@
 # worker crash, nothing unauthenticated reaches the VMess target, worker
 # memory bounded and back near its baseline.
 #
-# HOSTILE_CONNS (default 2000): random-byte connections.
+# HOSTILE_CONNS (default 10000): random-byte connections.
 
 use strict;
 use warnings;
@@ -24,7 +24,7 @@ use VMessCrypto;
 my $t = VMessTest->new();
 my $alice = random_uuid();
 my $dir = $t->dir();
-my $conns = $ENV{HOSTILE_CONNS} || 2000;
+my $conns = $ENV{HOSTILE_CONNS} || 10000;
 
 my $target_log = "$dir/target.log";
 my $target = $t->recorder($target_log);
@@ -57,26 +57,6 @@ my $port = $t->port('vmess');
 my $server = "127.0.0.1:$port";
 
 # --- helpers --------------------------------------------------------------
-
-sub workers {
-    my $master = $t->{nginx_pid};
-    my @w;
-    for my $st (glob '/proc/[0-9]*/stat') {
-        my $line = read_file($st) or next;
-        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
-        push @w, $pid if $ppid == $master;
-    }
-    return @w;
-}
-
-# summed VmRSS of the workers, KiB
-sub rss {
-    my $sum = 0;
-    for my $pid (workers()) {
-        $sum += $1 if read_file("/proc/$pid/status") =~ /VmRSS:\s+(\d+)/;
-    }
-    return $sum;
-}
 
 # a target that closes each connection 50 ms after its last byte, so a
 # client's header can be captured (--replay-file) without nginx seeing it
@@ -178,7 +158,7 @@ sub target_lines {
 my ($rc, $out) = $t->client('-s', $server, '-u', $alice, '-t',
                             "127.0.0.1:$echo", '-n', '4m', '-c', 4, 'echo');
 is($rc, 0, 'warm-up sessions') or diag($out);
-my $baseline = rss();
+my $baseline = $t->workers_rss();
 # two workers, each with an ASan quarantine of up to 16 MiB (make asan)
 my $asan_slack = $t->sanitized() ? 2 * 16384 : 0;
 my $asan_note = $asan_slack ? ' + 32 MiB of ASan quarantine' : '';
@@ -464,7 +444,7 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
     my $peak = 0;
     for (1 .. 20) {
         sleep 0.25;
-        my $r = rss();
+        my $r = $t->workers_rss();
         $peak = $r if $r > $peak;
     }
     ok(waitpid($pid, POSIX::WNOHANG()) == 0,
@@ -494,7 +474,7 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
     my $peak = 0;
     for (1 .. 20) {
         sleep 0.25;
-        my $r = rss();
+        my $r = $t->workers_rss();
         $peak = $r if $r > $peak;
     }
     ok(waitpid($pid, POSIX::WNOHANG()) == 0,
@@ -512,11 +492,11 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
                          "127.0.0.1:$echo", '-n', '4m', '-c', 4, 'echo');
 is($rc, 0, 'real sessions still work at the end') or diag($out);
 sleep 1;
-my $end_rss = rss();
+my $end_rss = $t->workers_rss();
 ok($end_rss - $baseline < 8192 + $asan_slack,
    "workers back near baseline: $baseline -> $end_rss KiB"
    . " (< +8 MiB$asan_note)");
-is(scalar(workers()), 2, 'both workers alive');
+is(scalar($t->workers()), 2, 'both workers alive');
 
 $t->stop();
 like($t->error_log(), qr/vmess/, 'error log written');

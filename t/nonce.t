@@ -4,7 +4,7 @@
 # intact and the wrap is logged once; with vmess_strict_nonce on the
 # session ends exactly at the wrap, so no request nonce is accepted twice.
 #
-# NONCE_V2RAY=0 skips the 160 MiB upload from the real v2ray client.
+# NONCE_V2RAY=0 skips the 200 MiB upload from the real v2ray client.
 
 use strict;
 use warnings;
@@ -93,7 +93,7 @@ is(count_log(qr/chunk counter wrapped, continuing/), 1,
    'strict: no "continuing" for the strict session');
 
 if ($ENV{NONCE_V2RAY} // 1) {
-    # the real v2ray client: 160 MiB one way, sha256 at the target
+    # the real v2ray client: 200 MiB one way, sha256 at the target
     require Digest::SHA;
     my $sum_file = "$dir/v2ray.sha256";
     my $sink = do {
@@ -128,7 +128,7 @@ if ($ENV{NONCE_V2RAY} // 1) {
     my $sha = Digest::SHA->new(256);
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
         or die "connect: $!";
-    for (1 .. 160) {
+    for (1 .. 200) {
         $sha->add($block);
         my $off = 0;
         while ($off < length $block) {
@@ -138,14 +138,14 @@ if ($ENV{NONCE_V2RAY} // 1) {
         }
     }
     shutdown($s, 1);
-    my $want = 160 * 1048576 . ' ' . $sha->hexdigest();
+    my $want = 200 * 1048576 . ' ' . $sha->hexdigest();
     my $sum;
     for (1 .. 600) {
         $sum = read_file($sum_file);
         last if length $sum;
         sleep 0.1;
     }
-    is($sum, $want, 'v2ray: 160 MiB upload arrives, sha256 equal');
+    is($sum, $want, 'v2ray: 200 MiB upload arrives, sha256 equal');
     is(count_log(qr/vmess: request chunk counter wrapped, continuing/), 2,
        'v2ray: its wrap logged too');
 }

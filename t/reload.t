@@ -1,10 +1,10 @@
 #!/usr/bin/perl
-# Load and reload: many concurrent VMess sessions through two workers,
-# then nginx -s reload (HUP) with a changed user file while 200 sessions
-# stream: every stream completes byte for byte, the new user works, the
-# removed user is refused for new sessions.
+# Reload under load: nginx -s reload (HUP) with a changed user file while
+# 500 sessions stream through two workers: every stream completes byte for
+# byte, the new user works, the removed user is refused for new sessions.
+# (10,000 sessions held at once: load.t.)
 #
-# LOAD_SESSIONS (default 2000): concurrent sessions in the load part.
+# RELOAD_STREAMS (default 500): sessions streaming across the reload.
 
 use strict;
 use warnings;
@@ -17,8 +17,8 @@ use VMessTest qw/random_uuid read_file write_file/;
 my $t = VMessTest->new();
 my ($alice, $bob, $carol) = (random_uuid(), random_uuid(), random_uuid());
 my $dir = $t->dir();
-my $load = $ENV{LOAD_SESSIONS} || 2000;
-my $nofile = 4 * $load + 1024;
+my $streams = $ENV{RELOAD_STREAMS} || 500;
+my $nofile = 4 * $streams + 1024;
 
 write_file("$dir/users", "$alice alice\n$carol carol\n");
 chmod 0644, "$dir/users";
@@ -78,27 +78,6 @@ sub client_bg {
     return ($pid, $file);
 }
 
-# --- load: $load sessions at once -----------------------------------------
-
-{
-    my ($pid, $file) = client_bg(@base, '-u', $alice, '-n', '64k',
-                                 '-c', $load, '--timeout', 60, 'echo');
-    my ($peak, $end) = (0, time() + 120);
-    while (time() < $end) {
-        my $e = proxied();
-        $peak = $e if $e > $peak;
-        last if waitpid($pid, POSIX::WNOHANG()) == $pid;
-        sleep 0.1;
-    }
-    my $out = read_file($file);
-    like($out, qr/^echo ok sessions=$load /m,
-         "$load concurrent sessions of 64 KiB each, all verified")
-        or diag($out);
-    ok($peak >= $load / 2,
-       "at least half of them open at once (peak $peak)");
-    diag("load: peak $peak established of $load; $out") if $ENV{VERBOSE};
-}
-
 # --- reload under load ----------------------------------------------------
 
 my ($rc, $out) = $t->client(@base, '-u', $carol, '-n', '64k', 'echo');
@@ -107,21 +86,22 @@ is($rc, 0, 'before reload: carol works') or diag($out);
 my $before = lines();
 # alice stays in the user file: a session still in its header phase at
 # the HUP meets the new list and must pass too
-my ($pid, $file) = client_bg(@base, '-u', $alice, '-n', '2m', '-c', 200,
-                             '--timeout', 60, 'echo');
+my ($pid, $file) = client_bg(@base, '-u', $alice, '-n', '2m', '-c',
+                             $streams, '--timeout', 90, 'echo');
 my $open = 0;
-for (1 .. 500) {
+for (1 .. 1000) {
     $open = proxied();
-    last if $open >= 150;
+    last if $open >= $streams * 3 / 4;
     sleep 0.02;
 }
-ok($open >= 150, "streams open before the reload ($open of 200)");
+ok($open >= $streams * 3 / 4,
+   "streams open before the reload ($open of $streams)");
 
 write_file("$dir/users", "$alice alice\n$bob bob\n");
 $t->reload();
 my $done_at_reload = lines() - $before;
-ok($done_at_reload < 200,
-   "HUP while streaming ($done_at_reload of 200 done at that moment)");
+ok($done_at_reload < $streams,
+   "HUP while streaming ($done_at_reload of $streams done at that moment)");
 
 # new workers: bob gets in once they run
 for (1 .. 50) {
@@ -137,13 +117,13 @@ is($rc, 0, 'after reload: a kept user works') or diag($out);
 
 waitpid($pid, 0);
 $out = read_file($file);
-like($out, qr/^echo ok sessions=200 /m,
-     'the 200 streams across the reload: all complete, verified')
+like($out, qr/^echo ok sessions=$streams /m,
+     "the $streams streams across the reload: all complete, verified")
     or diag($out);
 
 $t->stop();
 my @log = split /\n/, read_file("$dir/access.log");
-is(scalar(grep { $_ eq 'ok alice' } @log), $load + 200 + 1,
+is(scalar(grep { $_ eq 'ok alice' } @log), $streams + 1,
    'every alice session logged ok');
 is(scalar(grep { $_ eq 'ok carol' } @log), 1,
    'carol: the one session before the reload only');

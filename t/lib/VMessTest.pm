@@ -155,6 +155,30 @@ sub port_open {
     return IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p") ? 1 : 0;
 }
 
+# pids of the running nginx's workers
+sub workers {
+    my ($self) = @_;
+    my $master = $self->{nginx_pid} or return ();
+    my @w;
+    for my $st (glob '/proc/[0-9]*/stat') {
+        my $line = read_file($st) or next;
+        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
+        push @w, $pid if $ppid == $master;
+    }
+    return @w;
+}
+
+# summed VmRSS of the workers, KiB
+sub workers_rss {
+    my ($self) = @_;
+    my $sum = 0;
+    for my $pid ($self->workers()) {
+        $sum += $1 if (read_file("/proc/$pid/status") // '')
+                      =~ /VmRSS:\s+(\d+)/;
+    }
+    return $sum;
+}
+
 # starts a command that prints "listening PORT" when ready; returns PORT
 sub daemon {
     my ($self, @cmd) = @_;

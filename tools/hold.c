@@ -1,7 +1,7 @@
 /*
  * hold: open N authenticated VMess sessions (AEAD header, one small
  * chunk echoed by the target and checked), then keep them all open and
- * idle, for the memory benchmark (bench/run).
+ * idle: the memory benchmark (bench/run) and the load test (t/load.t).
  *
  *   hold -s host:port -u uuid -t ipv4:port [-S security] [-n sessions]
  *        [-p in-flight] [--hold seconds] [--timeout seconds]
