@@ -38,7 +38,8 @@ CHECKED    := $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) $(TOOL_SRCS) \
 DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
               libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
-              v2ray openssl curl clang libclang-rt-14-dev
+              v2ray openssl curl clang libclang-rt-14-dev valgrind \
+              iproute2
 
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so
@@ -49,7 +50,7 @@ NGINX_BIN  := $(NGINX_SRC)/objs/nginx
 endif
 
 .PHONY: all deps module unit tools test run unit-asan asan bench-core \
-        bench fuzz clean style
+        bench fuzz clean style valgrind
 
 all: module unit tools
 
@@ -151,6 +152,14 @@ asan: deps unit tools unit-asan
 	&& ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0:quarantine_size_mb=16 \
 	NGINX_BIN=$$src/objs/nginx \
 	VMESS_MODULE=$$src/objs/ngx_stream_vmess_module.so prove -r t/
+
+# nginx as one process under valgrind's memcheck: the tests whose sessions
+# do not depend on several workers, reloads or tight timing
+VALGRIND_TESTS := t/tcp.t t/v2ray.t t/udp.t t/mux.t t/tls.t t/ws.t \
+                  t/ws-frames.t t/relay.t t/upstream.t t/concurrency.t
+
+valgrind: deps all
+	VMESS_VALGRIND=1 prove $(VALGRIND_TESTS)
 
 clean:
 	rm -rf $(OBJS)

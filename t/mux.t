@@ -186,9 +186,14 @@ my $subs = 0;
 $subs += (split /\|/)[2] for grep { /^ok\|mux\|/ } @log;
 my @v2 = grep { /^ok\|mux\|/ } @log;
 ok(@v2 >= 3, 'access log: one line per mux connection');
-# v2ray 20; then 2, 2, 1 (bad status after a New), 0, 1
-is($subs, 20 + 2 + 2 + 1 + 0 + 1,
-   'access log: $vmess_mux_sessions adds up to the sub-sessions opened');
+SKIP: {
+    # a single process (valgrind) quits at once: v2ray's idle mux
+    # connection is not closed gracefully, so it is never logged
+    skip 'single process: no graceful quit', 1 if $t->single_process();
+    # v2ray 20; then 2, 2, 1 (bad status after a New), 0, 1
+    is($subs, 20 + 2 + 2 + 1 + 0 + 1,
+       'access log: $vmess_mux_sessions adds up to the sub-sessions opened');
+}
 like(read_file($t->dir() . '/capped.log'), qr/^ok\|mux\|2\|\d+\|\d+$/m,
      'capped: 2 sub-sessions logged');
 

@@ -8,7 +8,9 @@ package VMessTest;
 #
 # Environment: NGINX_BIN (default /usr/sbin/nginx), VMESS_MODULE (the .so,
 # default objs/ngx_stream_vmess_module.so), STREAM_MODULE (loaded first for
-# Debian's --with-stream=dynamic nginx), KEEP=1 keeps the temp dir.
+# Debian's --with-stream=dynamic nginx), KEEP=1 keeps the temp dir,
+# VMESS_VALGRIND=1 runs nginx as one process (master_process off) under
+# valgrind's memcheck and fails on any error it reports (make valgrind).
 
 use strict;
 use warnings;
@@ -41,6 +43,7 @@ sub new {
         ports    => {},
         daemons  => [],
         owner    => $$,
+        valgrind => $ENV{VMESS_VALGRIND} ? 1 : 0,
         %opts,
     }, $class;
 
@@ -59,6 +62,10 @@ sub new {
 }
 
 sub dir { return $_[0]{dir} }
+
+# nginx runs as one process (under valgrind): no workers, and a quit does
+# not wait for open sessions
+sub single_process { return $_[0]{valgrind} }
 
 # nginx built with AddressSanitizer: its allocator keeps freed memory in a
 # quarantine (make asan caps it at 16 MiB), which RSS checks must allow for
@@ -83,6 +90,7 @@ sub globals {
     my $load = '';
     $load .= "load_module $self->{stream};\n" if $self->{stream};
     $load .= "load_module $self->{module};\n";
+    $load .= "master_process off;\n" if $self->{valgrind};
     return $load . "daemon off;\n"
         . "error_log $self->{dir}/error.log debug;\n"
         . "pid $self->{dir}/nginx.pid;\n";
@@ -112,14 +120,15 @@ sub run {
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
         open STDERR, '>>', "$self->{dir}/stderr.log";
-        exec($self->{nginx}, '-p', "$self->{dir}/", '-c', 'nginx.conf')
+        exec($self->valgrind_command(), $self->{nginx}, '-p',
+             "$self->{dir}/", '-c', 'nginx.conf')
             or exit 1;
     }
     $self->{nginx_pid} = $pid;
 
     # the master writes its pid after opening the listening sockets, so no
     # probe connection (which would be a session in the logs) is needed
-    for (1 .. 100) {
+    for (1 .. ($self->{valgrind} ? 1200 : 100)) {
         last if -s "$self->{dir}/nginx.pid";
         if (waitpid($pid, WNOHANG) == $pid) {
             delete $self->{nginx_pid};
@@ -142,7 +151,7 @@ sub stop {
     my ($self) = @_;
     my $pid = delete $self->{nginx_pid} or return;
     kill 'QUIT', $pid;
-    for (1 .. 100) {
+    for (1 .. ($self->{valgrind} ? 1200 : 100)) {
         return if waitpid($pid, WNOHANG) == $pid;
         sleep 0.05;
     }
@@ -392,10 +401,26 @@ sub kill_daemons {
 }
 
 # stops everything and checks the logs; call once, before done_testing
+# memcheck's command line, or nothing; its reports go to valgrind-PID.log
+sub valgrind_command {
+    my ($self) = @_;
+    return () unless $self->{valgrind};
+    return ('valgrind', '--tool=memcheck', '--quiet',
+            '--error-exitcode=99', '--leak-check=full',
+            '--errors-for-leak-kinds=definite', '--show-leak-kinds=definite',
+            "--suppressions=$top/t/valgrind.supp",
+            "--log-file=$self->{dir}/valgrind-%p.log");
+}
+
 sub finish {
     my ($self) = @_;
     $self->stop();
     $self->kill_daemons();
+    if ($self->{valgrind}) {
+        my @reports = grep { -s $_ } glob "$self->{dir}/valgrind-*.log";
+        ok(!@reports, 'valgrind: no error reported')
+            or diag(join "\n", map { read_file($_) } @reports);
+    }
     my $log = $self->error_log();
     my @bad = grep {
         /\[(alert|crit|emerg)\]|Sanitizer|runtime error|exited on signal/
