@@ -36,8 +36,7 @@ static ngx_int_t ngx_stream_vmess_seal(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_seal_ws(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
     ngx_chain_t ***ll);
-static void ngx_stream_vmess_hold(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d, size_t n);
+static void ngx_stream_vmess_hold(ngx_stream_vmess_dir_t *d, size_t n);
 static void ngx_stream_vmess_release(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d);
 static void ngx_stream_vmess_free_preread(ngx_stream_session_t *s,
@@ -283,7 +282,7 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
             /* after the end chunk: nothing more goes to the upstream */
 
             while (d->in) {
-                ngx_stream_vmess_hold(s, d, d->in->buf->last - d->pos);
+                ngx_stream_vmess_hold(d, d->in->buf->last - d->pos);
             }
 
             d->last_sent = 1;
@@ -316,7 +315,7 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
                 return NGX_ERROR;
             }
 
-            ngx_stream_vmess_hold(s, d, d->in->buf->last - d->pos);
+            ngx_stream_vmess_hold(d, d->in->buf->last - d->pos);
 
             **ll = cl;
             *ll = &cl->next;
@@ -340,7 +339,7 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
             exhausted = (consumed == (size_t) (end - d->pos));
 
-            ngx_stream_vmess_hold(s, d, consumed);
+            ngx_stream_vmess_hold(d, consumed);
 
             if (rc == VMESS_NEED_STAGING) {
                 ctx->staging = ngx_palloc(c->pool, VMESS_STAGING_SIZE);
@@ -537,7 +536,7 @@ ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         }
 
         ngx_stream_vmess_check_wrap(s, ctx, &ctx->enc);
-        ngx_stream_vmess_hold(s, d, len);
+        ngx_stream_vmess_hold(d, len);
 
         hb->last += head_len;
         tb->last += tail_len;
@@ -704,8 +703,7 @@ ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
  */
 
 static void
-ngx_stream_vmess_hold(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
-    size_t n)
+ngx_stream_vmess_hold(ngx_stream_vmess_dir_t *d, size_t n)
 {
     size_t        left;
     ngx_chain_t  *ln;

@@ -97,7 +97,8 @@ typedef struct {
     ngx_uint_t                      nbufs;
     ngx_chain_t                    *held;       /* read, still referenced */
     u_char                         *pos;        /* read up to, in in */
-    unsigned                        staging_busy:1;
+    unsigned                        staging_busy:1; /* our copy (staging,
+                                                       scratch) queued */
     unsigned                        last:1;     /* input had last_buf */
     unsigned                        last_sent:1;
     unsigned                        started:1;
