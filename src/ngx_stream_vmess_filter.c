@@ -36,6 +36,8 @@ static ngx_int_t ngx_stream_vmess_seal(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_seal_ws(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_dir_t *d,
     ngx_chain_t ***ll);
+static ngx_int_t ngx_stream_vmess_response_header(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
 static void ngx_stream_vmess_hold(ngx_stream_vmess_dir_t *d, size_t n);
 static void ngx_stream_vmess_release(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d);
@@ -461,19 +463,8 @@ ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
         hb = head->buf;
 
-        if (!ctx->header_sent) {
-            rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL,
-                                            hb->last, hb->end - hb->last,
-                                            &written);
-            if (rc != VMESS_OK) {
-                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                              "vmess_response_header_seal() failed: %s",
-                              vmess_strerror(rc));
-                return NGX_ERROR;
-            }
-
-            hb->last += written;
-            ctx->header_sent = 1;
+        if (ngx_stream_vmess_response_header(s, ctx, hb) != NGX_OK) {
+            return NGX_ERROR;
         }
 
         if (d->in == NULL) {
@@ -578,13 +569,10 @@ static ngx_int_t
 ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_dir_t *d, ngx_chain_t ***ll)
 {
-    int                rc;
-    size_t             len, room, written, overhead;
-    ngx_buf_t         *b, *ib;
-    ngx_chain_t       *cl;
-    ngx_connection_t  *c;
-
-    c = s->connection;
+    int           rc;
+    size_t        len, room, written, overhead;
+    ngx_buf_t    *b, *ib;
+    ngx_chain_t  *cl;
 
     while (d->in || (d->last && !d->last_sent) || ctx->ws->reply_opcode) {
 
@@ -609,19 +597,8 @@ ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         b->end = b->start + NGX_STREAM_VMESS_WS_HEADROOM
                  + NGX_STREAM_VMESS_ENC_SIZE;
 
-        if (!ctx->header_sent) {
-            rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL,
-                                            b->last, b->end - b->last,
-                                            &written);
-            if (rc != VMESS_OK) {
-                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                              "vmess_response_header_seal() failed: %s",
-                              vmess_strerror(rc));
-                return NGX_ERROR;
-            }
-
-            b->last += written;
-            ctx->header_sent = 1;
+        if (ngx_stream_vmess_response_header(s, ctx, b) != NGX_OK) {
+            return NGX_ERROR;
         }
 
         overhead = vmess_body_overhead(&ctx->enc);
@@ -691,6 +668,35 @@ ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         **ll = cl;
         *ll = &cl->next;
     }
+
+    return NGX_OK;
+}
+
+
+/* the response header goes in front of the first response bytes */
+
+static ngx_int_t
+ngx_stream_vmess_response_header(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b)
+{
+    int     rc;
+    size_t  written;
+
+    if (ctx->header_sent) {
+        return NGX_OK;
+    }
+
+    rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL, b->last,
+                                    b->end - b->last, &written);
+    if (rc != VMESS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, s->connection->log, 0,
+                      "vmess_response_header_seal() failed: %s",
+                      vmess_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    b->last += written;
+    ctx->header_sent = 1;
 
     return NGX_OK;
 }
