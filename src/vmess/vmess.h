@@ -408,13 +408,13 @@ int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
  * is sent on: as vmess_body_open, but a chunk wholly inside in is opened
  * where it lies and *plain points at its *produced bytes inside in; a
  * chunk gathered in the staging buffer is opened there (*plain points
- * into staging: be done with it before the next call).  With stage == 0
- * the data of a chunk not wholly inside in is left unconsumed (VMESS_AGAIN,
- * *consumed counts at most its length field; vmess_body_pending tells how
- * many bytes it needs): call again when they are all contiguous in one
- * in, or with stage != 0 to gather them in staging; once a chunk is partly
- * staged, the rest of it is staged whatever stage says.  Raw mode decrypts
- * all of in where it lies.
+ * into staging: be done with it before anything is staged again).  With
+ * stage == 0 the data of a chunk not wholly inside in is left unconsumed
+ * (VMESS_AGAIN, *consumed counts at most its length field;
+ * vmess_body_pending tells how many bytes it needs): call again when they
+ * are all contiguous in one in, or with stage != 0 to gather them in
+ * staging; once a chunk is partly staged, the rest of it is staged
+ * whatever stage says.  Raw mode decrypts all of in where it lies.
  */
 int vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len,
     int stage, size_t *consumed, uint8_t **plain, size_t *produced);
