@@ -400,7 +400,6 @@ sub kill_daemons {
     $self->{daemons} = [];
 }
 
-# stops everything and checks the logs; call once, before done_testing
 # memcheck's command line, or nothing; its reports go to valgrind-PID.log
 sub valgrind_command {
     my ($self) = @_;
@@ -412,6 +411,7 @@ sub valgrind_command {
             "--log-file=$self->{dir}/valgrind-%p.log");
 }
 
+# stops everything and checks the logs; call once, before done_testing
 sub finish {
     my ($self) = @_;
     $self->stop();
