@@ -15,6 +15,9 @@
 #include "ngx_stream_vmess_module.h"
 
 
+/* the filter's own bufs, for ngx_chain_update_chains() */
+#define NGX_STREAM_VMESS_TAG            (ngx_buf_tag_t) &ngx_stream_vmess_module
+
 /* WebSocket: buffers of sealed chunks, framed where they are */
 #define NGX_STREAM_VMESS_NBUFS          2
 #define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
@@ -45,12 +48,8 @@ static void ngx_stream_vmess_free_preread(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d);
 static ngx_chain_t *ngx_stream_vmess_shadow(ngx_stream_session_t *s,
     ngx_stream_vmess_dir_t *d, u_char *pos, u_char *last);
-static ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d, size_t size, ngx_uint_t max);
 static void ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d,
     ngx_chain_t *cl);
-static void ngx_stream_vmess_consumed(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d);
 static void ngx_stream_vmess_check_wrap(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, vmess_body_t *b);
 static ngx_int_t ngx_stream_vmess_chunk_error(ngx_stream_session_t *s,
@@ -194,7 +193,7 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
             rc = ngx_stream_next_filter(s, out, from_upstream);
 
             ngx_chain_update_chains(c->pool, &d->free, &d->busy, &out,
-                                    (ngx_buf_tag_t) &ngx_stream_vmess_module);
+                                    NGX_STREAM_VMESS_TAG);
 
             if (rc == NGX_ERROR) {
                 return NGX_ERROR;
@@ -442,10 +441,13 @@ ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     while (d->in || (d->last && !d->last_sent)) {
 
         head = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
-                                        NGX_STREAM_VMESS_FRAMES);
-        body = ngx_stream_vmess_get_buf(s, d, 0, NGX_STREAM_VMESS_FRAMES);
+                                        NGX_STREAM_VMESS_FRAMES,
+                                        NGX_STREAM_VMESS_TAG);
+        body = ngx_stream_vmess_get_buf(s, d, 0, NGX_STREAM_VMESS_FRAMES,
+                                        NGX_STREAM_VMESS_TAG);
         tail = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_FRAME_SIZE,
-                                        NGX_STREAM_VMESS_FRAMES);
+                                        NGX_STREAM_VMESS_FRAMES,
+                                        NGX_STREAM_VMESS_TAG);
 
         if (head == NGX_CHAIN_ERROR || body == NGX_CHAIN_ERROR
             || tail == NGX_CHAIN_ERROR)
@@ -579,7 +581,8 @@ ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_WS_HEADROOM
                                             + NGX_STREAM_VMESS_ENC_SIZE
                                             + NGX_STREAM_VMESS_WS_TAILROOM,
-                                      NGX_STREAM_VMESS_NBUFS);
+                                      NGX_STREAM_VMESS_NBUFS,
+                                      NGX_STREAM_VMESS_TAG);
 
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
@@ -805,15 +808,20 @@ ngx_stream_vmess_shadow(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
     /* an empty last_buf must not look like in-memory data */
     b->temporary = (pos != last);
     b->flush = 1;
-    b->tag = (ngx_buf_tag_t) &ngx_stream_vmess_module;
+    b->tag = NGX_STREAM_VMESS_TAG;
 
     return cl;
 }
 
 
-static ngx_chain_t *
+/*
+ * a buf of d's own: a free one, or a new one while there are fewer than
+ * max; NULL when all max are busy
+ */
+
+ngx_chain_t *
 ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
-    size_t size, ngx_uint_t max)
+    size_t size, ngx_uint_t max, ngx_buf_tag_t tag)
 {
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
@@ -857,7 +865,7 @@ ngx_stream_vmess_get_buf(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d,
     b->temporary = 1;
     b->flush = 1;
     b->last_buf = 0;
-    b->tag = (ngx_buf_tag_t) &ngx_stream_vmess_module;
+    b->tag = tag;
 
     return cl;
 }
@@ -879,7 +887,7 @@ ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d, ngx_chain_t *cl)
 
 /* the first input link is used up: drop our link to it */
 
-static void
+void
 ngx_stream_vmess_consumed(ngx_stream_session_t *s, ngx_stream_vmess_dir_t *d)
 {
     ngx_chain_t  *ln;

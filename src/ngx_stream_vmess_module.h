@@ -156,6 +156,11 @@ typedef struct {
 
 
 ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
+ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d, size_t size, ngx_uint_t max,
+    ngx_buf_tag_t tag);
+void ngx_stream_vmess_consumed(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d);
 ngx_int_t ngx_stream_vmess_proxy_init(ngx_conf_t *cf, ngx_uint_t upper);
 
 char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -97,10 +97,6 @@ static ngx_int_t ngx_stream_vmess_proxy_open(ngx_stream_session_t *s,
     ngx_chain_t ***ll);
 static ngx_int_t ngx_stream_vmess_proxy_response(ngx_stream_session_t *s,
     ngx_stream_vmess_proxy_ctx_t *ctx, ngx_stream_vmess_dir_t *d);
-static ngx_chain_t *ngx_stream_vmess_proxy_get_buf(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d, size_t size);
-static void ngx_stream_vmess_proxy_consumed(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d);
 static ngx_int_t ngx_stream_vmess_proxy_preread(ngx_stream_session_t *s);
 static void ngx_stream_vmess_proxy_cleanup(void *data);
 static void ngx_stream_vmess_proxy_user_cleanup(void *data);
@@ -569,8 +565,10 @@ ngx_stream_vmess_proxy_seal(ngx_stream_session_t *s,
 
     while (!ctx->header_sent || d->in || (d->last && !d->last_sent)) {
 
-        cl = ngx_stream_vmess_proxy_get_buf(s, d,
-                                            NGX_STREAM_VMESS_PROXY_SEAL);
+        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_PROXY_SEAL,
+                                      NGX_STREAM_VMESS_PROXY_NBUFS,
+                                      (ngx_buf_tag_t)
+                                          &ngx_stream_vmess_proxy_module);
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
         }
@@ -638,7 +636,7 @@ ngx_stream_vmess_proxy_seal(ngx_stream_session_t *s,
             b->last += written;
 
             if (ib->pos == ib->last) {
-                ngx_stream_vmess_proxy_consumed(s, d);
+                ngx_stream_vmess_consumed(s, d);
             }
         }
 
@@ -719,15 +717,17 @@ ngx_stream_vmess_proxy_open(ngx_stream_session_t *s,
 
             while (d->in) {
                 d->in->buf->pos = d->in->buf->last;
-                ngx_stream_vmess_proxy_consumed(s, d);
+                ngx_stream_vmess_consumed(s, d);
             }
 
             d->last_sent = 1;
             break;
         }
 
-        cl = ngx_stream_vmess_proxy_get_buf(s, d,
-                                            NGX_STREAM_VMESS_PROXY_OPEN);
+        cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_PROXY_OPEN,
+                                      NGX_STREAM_VMESS_PROXY_NBUFS,
+                                      (ngx_buf_tag_t)
+                                          &ngx_stream_vmess_proxy_module);
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
         }
@@ -752,7 +752,7 @@ ngx_stream_vmess_proxy_open(ngx_stream_session_t *s,
             b->last += produced;
 
             if (ib->pos == ib->last) {
-                ngx_stream_vmess_proxy_consumed(s, d);
+                ngx_stream_vmess_consumed(s, d);
             }
 
             if (rc == VMESS_OK) {
@@ -863,7 +863,7 @@ ngx_stream_vmess_proxy_response(ngx_stream_session_t *s,
             ctx->response = 1;
 
             if (ib->pos == ib->last) {
-                ngx_stream_vmess_proxy_consumed(s, d);
+                ngx_stream_vmess_consumed(s, d);
             }
 
             ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
@@ -880,7 +880,7 @@ ngx_stream_vmess_proxy_response(ngx_stream_session_t *s,
             return NGX_ERROR;
         }
 
-        ngx_stream_vmess_proxy_consumed(s, d);
+        ngx_stream_vmess_consumed(s, d);
     }
 
     if (d->last) {
@@ -891,61 +891,6 @@ ngx_stream_vmess_proxy_response(ngx_stream_session_t *s,
 
     /* need more: nothing to pass yet */
     return NGX_AGAIN;
-}
-
-
-static ngx_chain_t *
-ngx_stream_vmess_proxy_get_buf(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d, size_t size)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    if (d->free) {
-        cl = d->free;
-        d->free = cl->next;
-
-    } else if (d->nbufs < NGX_STREAM_VMESS_PROXY_NBUFS) {
-        cl = ngx_alloc_chain_link(s->connection->pool);
-        if (cl == NULL) {
-            return NGX_CHAIN_ERROR;
-        }
-
-        cl->buf = ngx_create_temp_buf(s->connection->pool, size);
-        if (cl->buf == NULL) {
-            return NGX_CHAIN_ERROR;
-        }
-
-        d->nbufs++;
-
-    } else {
-        return NULL;
-    }
-
-    cl->next = NULL;
-
-    b = cl->buf;
-    b->pos = b->start;
-    b->last = b->start;
-    b->temporary = 1;
-    b->flush = 1;
-    b->last_buf = 0;
-    b->tag = (ngx_buf_tag_t) &ngx_stream_vmess_proxy_module;
-
-    return cl;
-}
-
-
-static void
-ngx_stream_vmess_proxy_consumed(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d)
-{
-    ngx_chain_t  *ln;
-
-    ln = d->in;
-    d->in = ln->next;
-
-    ngx_free_chain(s->connection->pool, ln);
 }
 
 
