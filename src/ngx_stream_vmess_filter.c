@@ -23,8 +23,8 @@
 #define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
 
 /* in place: a response header (38 bytes, no command) and a chunk's head,
- * an end chunk, or a tail; at most FRAMES / 3 chunks on their way */
-#define NGX_STREAM_VMESS_FRAME_SIZE     (40 + VMESS_CHUNK_OVERHEAD_MAX)
+ * a tail, or an end chunk; at most FRAMES / 3 chunks on their way */
+#define NGX_STREAM_VMESS_FRAME_SIZE     VMESS_CHUNK_OVERHEAD_MAX
 #define NGX_STREAM_VMESS_FRAMES         48
 
 
@@ -469,27 +469,39 @@ ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        if (d->in == NULL) {
-            ngx_stream_vmess_put_buf(d, body);
-            ngx_stream_vmess_put_buf(d, tail);
+        tb = tail->buf;
 
-            rc = vmess_body_seal_end(&ctx->enc, ctx->pad, hb->last,
-                                     hb->end - hb->last, &written);
+        if (d->in == NULL) {
+            /* the end chunk goes in the tail: the head may hold the
+             * response header */
+
+            ngx_stream_vmess_put_buf(d, body);
+
+            rc = vmess_body_seal_end(&ctx->enc, ctx->pad, tb->last,
+                                     tb->end - tb->last, &written);
             if (rc != VMESS_OK) {
                 return ngx_stream_vmess_chunk_error(s, rc, "response");
             }
 
-            hb->last += written;
-            hb->last_buf = 1;
+            tb->last += written;
+            tb->last_buf = 1;
             d->last_sent = 1;
 
-            if (hb->pos == hb->last) {
+            if (tb->pos == tb->last) {
                 /* raw mode: an empty last_buf is no in-memory data */
-                hb->temporary = 0;
+                tb->temporary = 0;
+            }
+
+            if (hb->pos == hb->last) {
+                ngx_stream_vmess_put_buf(d, head);
+                head = tail;
+
+            } else {
+                head->next = tail;
             }
 
             **ll = head;
-            *ll = &head->next;
+            *ll = &tail->next;
             break;
         }
 
@@ -518,8 +530,6 @@ ngx_stream_vmess_seal(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
             data = ngx_cpymem(ctx->scratch, d->pos, len) - len;
             d->staging_busy = 1;
         }
-
-        tb = tail->buf;
 
         rc = vmess_body_seal_inplace(&ctx->enc, data, len, ctx->pad,
                                      hb->last, &head_len, tb->last,

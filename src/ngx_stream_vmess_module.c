@@ -1097,13 +1097,13 @@ ngx_stream_vmess_target(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     ngx_inet_set_port((struct sockaddr *) &ctx->sockaddr, ctx->port);
 
-    p = ngx_pnalloc(c->pool, NGX_SOCKADDR_STRLEN);
+    p = ngx_pnalloc(c->pool, NGX_STREAM_VMESS_ADDR_STRLEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     len = ngx_sock_ntop((struct sockaddr *) &ctx->sockaddr, ctx->socklen,
-                        p, NGX_SOCKADDR_STRLEN, 1);
+                        p, NGX_STREAM_VMESS_ADDR_STRLEN, 1);
 
     ctx->target.data = p;
     ctx->target.len = len;

@@ -16,6 +16,15 @@
 /* a free bit of c->buffered: the filter still holds data of a direction */
 #define NGX_STREAM_VMESS_BUFFERED       0x20
 
+/* a destination as text: an IP address and a port, never a socket path */
+#if (NGX_HAVE_INET6)
+#define NGX_STREAM_VMESS_ADDR_STRLEN                                        \
+    (NGX_INET6_ADDRSTRLEN + sizeof("[]:65535") - 1)
+#else
+#define NGX_STREAM_VMESS_ADDR_STRLEN                                        \
+    (NGX_INET_ADDRSTRLEN + sizeof(":65535") - 1)
+#endif
+
 /* allowed securities, "vmess_security" */
 #define NGX_STREAM_VMESS_SEC_CFB        0x01
 #define NGX_STREAM_VMESS_SEC_GCM        0x02

@@ -951,13 +951,13 @@ ngx_stream_vmess_sub_connect(ngx_stream_vmess_sub_t *sub)
     }
 
     if (sub->name.len == 0) {
-        p = ngx_pnalloc(sub->pool, NGX_SOCKADDR_STRLEN);
+        p = ngx_pnalloc(sub->pool, NGX_STREAM_VMESS_ADDR_STRLEN);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
         sub->name.len = ngx_sock_ntop(&sub->sockaddr.sockaddr, sub->socklen,
-                                      p, NGX_SOCKADDR_STRLEN, 1);
+                                      p, NGX_STREAM_VMESS_ADDR_STRLEN, 1);
         sub->name.data = p;
     }
 

@@ -81,10 +81,38 @@ echo_ok('legacy header, alter ids', 1048576, '-u', $bob, '--legacy',
         '--alter-id', '4', '-S', 'aes-128-cfb');
 echo_ok('8 parallel sessions', 524288, '-u', $alice, '-c', '8');
 
+# a target that closes every connection at once: the whole response is the
+# header and the end marker, sealed in one go
+my $closer = $t->daemon($^X, '-MIO::Socket::INET', '-e',
+    '$| = 1; my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:0",'
+    . ' Listen => 16, ReuseAddr => 1) or die; print "listening ",'
+    . ' $l->sockport(), "\n"; while (my $c = $l->accept()) { close $c }');
+
+my @empty = (
+    ['aes-128-gcm', []],
+    ['aes-128-gcm', ['--padding', '--auth-length']],
+    ['chacha20-poly1305', ['--padding']],
+    ['none', []],
+    ['aes-128-cfb', []],
+    ['zero', []],
+);
+
+for my $c (@empty) {
+    my ($sec, $opts) = @$c;
+    # zero has no chunks, so no end marker: the close ends the response
+    my $end = $sec eq 'zero' ? 'no' : 'yes';
+    my ($rc, $out) = $t->client('-s', $server, '-u', $alice,
+                                '-t', "127.0.0.1:$closer", '-S', $sec,
+                                @$opts, '-n', 0, 'raw');
+    ok($rc == 0 && $out =~ /^raw ok bytes=0 end=$end /m,
+       "target closes at once, $sec @$opts: header, end marker $end")
+        or diag($out);
+}
+
 $t->stop();
 
 my @log = split /\n/, VMessTest::read_file($t->dir() . '/access.log');
-my $sessions = @cases + 5 + 8;
+my $sessions = @cases + 5 + 8 + @empty;
 is(scalar @log, $sessions, "one access log line per session ($sessions)");
 is($log[0], "ok|alice\@example.com|$alice|127.0.0.1:$echo|127.0.0.1|$echo|"
             . "tcp|aes-128-gcm|aead", 'variables of an AEAD session');

@@ -321,7 +321,9 @@ static const char  client_usage_text[] =
 "              udp-echo ok datagrams=K bytes=N seconds=S\n"
 "  raw         one request: the payload is -n bytes, else stdin when it\n"
 "              is not a terminal; the decoded response goes to stdout and\n"
-"              a status line to stderr.  Exit 0: a response header came;\n"
+"              a status line to stderr:\n"
+"              raw ok bytes=N end=yes|no seconds=S (end: the end marker\n"
+"              came).  Exit 0: a response header came;\n"
 "              2: refused (closed, or --timeout passed, without a\n"
 "              response header); 1: any other error\n"
 "  Result lines start with MODE as typed (\"echo\" for echo --udp).\n"
@@ -1366,8 +1368,9 @@ client_report(client_worker_t *workers, unsigned n, double seconds)
         /* stdout carries the payload: the status goes to stderr */
         if (ok == 1) {
             if (!conf.quiet) {
-                fprintf(stderr, "raw ok bytes=%" PRIu64 " seconds=%.3f%s\n",
-                        bytes, seconds,
+                fprintf(stderr, "raw ok bytes=%" PRIu64 " end=%s"
+                        " seconds=%.3f%s\n", bytes,
+                        workers[0].s.done ? "yes" : "no", seconds,
                         workers[0].s.codecs ? ""
                         : " (not decoded: no keys for this header)");
             }
