@@ -33,6 +33,10 @@
 /* a free bit of c->buffered: this layer still holds data */
 #define NGX_STREAM_VMESS_PROXY_BUFFERED 0x40
 
+/* this layer's own bufs, for ngx_chain_update_chains() */
+#define NGX_STREAM_VMESS_PROXY_TAG                                          \
+    (ngx_buf_tag_t) &ngx_stream_vmess_proxy_module
+
 #define NGX_STREAM_VMESS_PROXY_NBUFS    2
 #define NGX_STREAM_VMESS_PROXY_OPEN     65536
 #define NGX_STREAM_VMESS_PROXY_SEAL     (NGX_STREAM_VMESS_SEAL_MAX       \
@@ -524,7 +528,7 @@ ngx_stream_vmess_proxy_run(ngx_stream_session_t *s,
         rc = next(s, out, from_upstream);
 
         ngx_chain_update_chains(c->pool, &d->free, &d->busy, &out,
-                                (ngx_buf_tag_t) &ngx_stream_vmess_proxy_module);
+                                NGX_STREAM_VMESS_PROXY_TAG);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -567,8 +571,7 @@ ngx_stream_vmess_proxy_seal(ngx_stream_session_t *s,
 
         cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_PROXY_SEAL,
                                       NGX_STREAM_VMESS_PROXY_NBUFS,
-                                      (ngx_buf_tag_t)
-                                          &ngx_stream_vmess_proxy_module);
+                                      NGX_STREAM_VMESS_PROXY_TAG);
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
         }
@@ -726,8 +729,7 @@ ngx_stream_vmess_proxy_open(ngx_stream_session_t *s,
 
         cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_PROXY_OPEN,
                                       NGX_STREAM_VMESS_PROXY_NBUFS,
-                                      (ngx_buf_tag_t)
-                                          &ngx_stream_vmess_proxy_module);
+                                      NGX_STREAM_VMESS_PROXY_TAG);
         if (cl == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
         }
