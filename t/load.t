@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 # 10,000 VMess sessions open at the same time through four workers: each
 # authenticated and echoing a verified chunk through nginx, then all held
-# together (counted on the server's side), then closed.  No crash or
-# alert, worker memory bounded, and new sessions work afterwards.
+# together (counted on the server's side), then each echoes a chunk more
+# and closes.  No crash or alert, worker memory bounded, and new sessions
+# work afterwards.
 #
 # LOAD_SESSIONS (default 10000): sessions held at once.
 
@@ -57,19 +58,19 @@ my $port = $t->port('vmess');
 is(scalar($t->workers()), 4, 'four workers');
 my $rss_before = $t->workers_rss();
 
-# the holder answers "held E of N ..." once every session is up, then
-# keeps them until SIGTERM
+# vmess-client hold answers "hold held=E sessions=N ..." once every
+# session is up, then keeps them until SIGUSR1
 my $started = time();
 my $pid = open(my $hold, '-|', 'sh', '-c',
-               "$limit exec $top/objs/hold -s 127.0.0.1:$port -u $alice "
-               . "-t 127.0.0.1:$echo -n $n -p 256 --timeout 120 "
-               . "--answer 20 --hold 300 2>&1")
+               "$limit exec $top/objs/vmess-client hold -s 127.0.0.1:$port "
+               . "-u $alice -t 127.0.0.1:$echo -c $n -n 16 "
+               . "--in-flight 256 --timeout 120 --answer 20 --hold 300 2>&1")
     or die "hold: $!";
 my $line = <$hold> // '';
 chomp $line;
 my $took = time() - $started;
 
-like($line, qr/^held $n of $n unanswered=0 refused=0 /,
+like($line, qr/^hold held=$n sessions=$n unanswered=0 refused=0 /,
      "$n sessions authenticated, each echoed a verified chunk")
     or diag($line);
 
@@ -83,8 +84,12 @@ cmp_ok($per, '<', $t->sanitized() ? 256 : 64,
 diag(sprintf "%d sessions up in %.1f s; workers' RSS %d -> %d KiB "
      . "(%.1f KiB per session)", $n, $took, $rss_before, $rss_after, $per);
 
-kill 'TERM', $pid;
+kill 'USR1', $pid;
+my $rest = join('', <$hold>);
 close $hold;
+like($rest, qr/^hold ok sessions=$n /m,
+     "after the hold, $n sessions echoed a chunk more and closed")
+    or diag($rest);
 
 my $end = time() + 30;
 sleep 0.2 while server_sessions($port) > 0 && time() < $end;

@@ -3,10 +3,11 @@
  * built on the protocol core in src/vmess.
  *
  * Client modes run sessions against a VMess server with plain sockets and
- * poll(2), one session at a time per thread (-c threads).  The serve-*
- * modes are small poll(2) targets for the test suite and benchmarks.  The
- * usage text below is the reference for the command line, the output
- * lines and the upload/download sub-protocol.
+ * poll(2), one session at a time per thread (-c threads); hold runs many
+ * sessions at once in one thread, a few of them moving at a time.  The
+ * serve-* modes are small poll(2) targets for the test suite and
+ * benchmarks.  The usage text below is the reference for the command line,
+ * the output lines and the upload/download sub-protocol.
  *
  * POSIX 2008 only (MSG_NOSIGNAL, TCP_NODELAY, clock_gettime included).
  */
@@ -28,6 +29,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -42,6 +44,8 @@
 #define CLIENT_OK               0
 #define CLIENT_FAIL             1
 #define CLIENT_REFUSED          2
+/* a session step that has not finished yet; never an exit code */
+#define CLIENT_AGAIN            (-1)
 
 #define CLIENT_OUT_SIZE         (256 * 1024)
 #define CLIENT_IN_SIZE          (256 * 1024)
@@ -50,6 +54,9 @@
 #define CLIENT_UDP_WINDOW       32      /* datagrams in flight */
 #define CLIENT_FIRST_DATA_MS    100     /* raw: wait for stdin, as v2ray */
 #define CLIENT_THREAD_STACK     (512 * 1024)
+#define CLIENT_HOLD_IN_FLIGHT   128     /* hold: sessions moving at once */
+#define CLIENT_HOLD_POLL_MS     100     /* hold: deadline check interval */
+#define CLIENT_FDS_SPARE        16      /* stdio, pipes beside the sockets */
 
 /* an odd size, so chunk edges drift over the pattern */
 #define PATTERN_SIZE            1048573
@@ -68,6 +75,7 @@ typedef enum {
     MODE_HANDSHAKES,
     MODE_RAW,
     MODE_UDP_ECHO,
+    MODE_HOLD,
     MODE_SERVE_ECHO,
     MODE_SERVE_SINK,
     MODE_SERVE_SOURCE,
@@ -111,6 +119,7 @@ typedef struct {
     unsigned                    bytes_set:1;
     unsigned                    quiet:1;
     unsigned                    verbose:1;
+    unsigned                    plain:1;       /* hold: no VMess */
     uint16_t                    alter_ids;
 
     uint64_t                    bytes;
@@ -119,6 +128,9 @@ typedef struct {
     size_t                      chunk;
     int64_t                     time_offset;
     int                         timeout_ms;
+    unsigned                    in_flight;     /* hold */
+    int                         hold_ms;       /* hold */
+    int                         answer_ms;     /* hold; 0: all must echo */
     const char                 *replay_file;
     const char                 *send_header;
 } client_conf_t;
@@ -150,6 +162,7 @@ typedef struct {
     unsigned                    complete:1;    /* all expected came */
     unsigned                    done:1;        /* raw: response ended */
     unsigned                    hash:1;
+    unsigned                    keep_open:1;   /* hold: no end marker yet */
 
     size_t                      overhead;      /* per sealed chunk */
     size_t                      out_pos;
@@ -172,6 +185,8 @@ typedef struct {
     uint8_t                    *dgram_seen;    /* bitmap */
 
     double                      seconds;
+    double                      started;       /* hold: this round's */
+    double                      progressed;    /* hold: last byte moved */
     char                        error[256];
 } client_session_t;
 
@@ -190,7 +205,8 @@ typedef struct {
     unsigned                    user_ready:1;
     EVP_MD_CTX                 *sha;
 
-    client_session_t            s;
+    client_session_t           *s;             /* the one it runs */
+    client_session_t            session;       /* its own (threads) */
 
     /* this thread's totals */
     uint64_t                    ok;
@@ -208,6 +224,19 @@ typedef struct {
     uint64_t                    next;
     unsigned                    errors_shown;
 } client_shared_t;
+
+
+/* hold: every session, and the slots (buffers) of the ones moving */
+typedef struct {
+    client_session_t           *sessions;      /* conf.sessions */
+    client_worker_t            *slots;         /* conf.in_flight */
+    struct pollfd              *pfds;          /* one per slot */
+    uint64_t                    held;
+    uint64_t                    unanswered;
+    uint64_t                    refused;
+    uint64_t                    closed;        /* after the second round */
+    uint64_t                    bytes;
+} client_hold_t;
 
 
 typedef enum {
@@ -250,6 +279,7 @@ static double client_now(void);
 static void client_put_be64(uint8_t *p, uint64_t v);
 static uint64_t client_get_be64(const uint8_t *p);
 static void client_pattern_init(void);
+static uint64_t client_raise_nofile(void);
 
 static int client_run(void);
 static int client_worker_init(client_worker_t *w);
@@ -267,6 +297,7 @@ static int client_seal_request(client_worker_t *w, size_t *len);
 static int client_legacy_id(client_worker_t *w, uint8_t id[16]);
 static int client_session_connect(client_worker_t *w);
 static int client_session_loop(client_worker_t *w);
+static int client_session_io(client_worker_t *w, int *progress);
 static void client_session_close(client_worker_t *w);
 static int client_produce(client_worker_t *w);
 static int client_seal(client_worker_t *w, const uint8_t *data, size_t len);
@@ -283,6 +314,17 @@ static uint64_t client_datagram_offset(client_session_t *s, uint64_t j);
 static int client_closed(client_worker_t *w, int err);
 static int client_timeout(client_worker_t *w);
 static int client_fail(client_worker_t *w, const char *fmt, ...);
+
+static int client_hold(void);
+static void client_hold_round(client_hold_t *h, int first);
+static void client_hold_start(client_hold_t *h, client_worker_t *w,
+    int first, double now);
+static void client_hold_io(client_hold_t *h, client_worker_t *w, int first,
+    double now);
+static void client_hold_end(client_hold_t *h, client_worker_t *w, int rc,
+    int first);
+static void client_hold_die(client_hold_t *h, client_session_t *s);
+static void client_hold_signal(int signo);
 
 static int serve_main(void);
 static int serve_listen(int type, uint16_t *port);
@@ -326,6 +368,13 @@ static const char  client_usage_text[] =
 "              came).  Exit 0: a response header came;\n"
 "              2: refused (closed, or --timeout passed, without a\n"
 "              response header); 1: any other error\n"
+"  hold        -c sessions open at once, in one thread: each connects and\n"
+"              echoes -n bytes (default 64), checked, --in-flight at a\n"
+"              time; once all have, it prints\n"
+"              hold held=H sessions=N unanswered=U refused=R seconds=S\n"
+"              and keeps them open and idle for --hold seconds or until\n"
+"              SIGUSR1; then each echoes -n bytes more, checked, and\n"
+"              closes: hold ok sessions=H bytes=TOTAL seconds=S\n"
 "  Result lines start with MODE as typed (\"echo\" for echo --udp).\n"
 "  Failures print \"MODE FAIL ...: reason\" on stdout; with several\n"
 "  sessions each failed one also has a line on stderr.\n"
@@ -349,7 +398,8 @@ static const char  client_usage_text[] =
 "                    frames raw mode passes through as they are)\n"
 "  -n bytes          bytes to send (echo, upload, raw) or to expect\n"
 "                    (download); suffixes k, m, g (x1024); default 1m\n"
-"  -c N              sessions in parallel, one thread each (default 1)\n"
+"  -c N              sessions in parallel, one thread each (default 1);\n"
+"                    hold: the sessions held open at once\n"
 "  -r N              sessions in total (default: -c)\n"
 "  --chunk N         plaintext bytes per chunk (default 16384; 2030 is\n"
 "                    what v2ray sends); with --udp the datagram size\n"
@@ -362,11 +412,22 @@ static const char  client_usage_text[] =
 "  --send-header F   raw: send the bytes of F instead of sealing a header;\n"
 "                    the payload is sealed with F.keys when that exists,\n"
 "                    else sent as it is (and the answer only counted)\n"
+"  --in-flight N     hold: sessions connecting or echoing at a time\n"
+"                    (default 128)\n"
+"  --hold S          hold: seconds the sessions stay idle (default 60)\n"
+"  --answer S        hold: a session without its echo S seconds after it\n"
+"                    started, or closed before the response header, is\n"
+"                    closed and counted (unanswered=, refused=) instead\n"
+"                    of failing the run (v2ray drains a few genuine\n"
+"                    sessions as replays)\n"
+"  --plain           hold: plain TCP, the payload without VMess, for the\n"
+"                    floor of a stream proxy (-u and -t are not needed)\n"
 "  -q                print nothing on success\n"
 "  -v                per-session details on stderr\n"
 "\n"
 "targets for tests: print \"listening PORT\" when ready (port 0 picks a\n"
-"free one), serve many connections with poll(2), exit 0 on SIGTERM:\n"
+"free one), serve many connections with poll(2), exit 0 on SIGTERM.\n"
+"They and hold raise their open-files limit to the hard limit:\n"
 "  serve-echo        TCP echo\n"
 "  serve-sink        reads the count n, discards n bytes, answers with the\n"
 "                    same 8 count bytes, then discards the rest\n"
@@ -389,6 +450,7 @@ static const client_mode_name_t  client_modes[] = {
     { "handshakes", MODE_HANDSHAKES },
     { "raw", MODE_RAW },
     { "udp-echo", MODE_UDP_ECHO },
+    { "hold", MODE_HOLD },
     { "serve-echo", MODE_SERVE_ECHO },
     { "serve-sink", MODE_SERVE_SINK },
     { "serve-source", MODE_SERVE_SOURCE },
@@ -413,10 +475,11 @@ static const client_security_t  client_securities[] = {
 };
 
 
-static client_conf_t         conf;
-static client_header_file_t  header_file;
-static client_shared_t       shared = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
-static uint8_t              *pattern;
+static client_conf_t          conf;
+static client_header_file_t   header_file;
+static client_shared_t        shared = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+static uint8_t               *pattern;
+static volatile sig_atomic_t  client_hold_wake;     /* hold: SIGUSR1 */
 
 
 int
@@ -435,7 +498,12 @@ main(int argc, char **argv)
     client_pattern_init();
 
     if (conf.mode >= MODE_SERVE_ECHO) {
+        (void) client_raise_nofile();
         return serve_main();
+    }
+
+    if (conf.mode == MODE_HOLD) {
+        return client_hold();
     }
 
     return client_run();
@@ -445,7 +513,7 @@ main(int argc, char **argv)
 static int
 client_parse_args(int argc, char **argv)
 {
-    int          i, udp, options;
+    int          i, udp, options, hold_opts;
     char        *end;
     unsigned     extra;
     uint64_t     v;
@@ -460,9 +528,12 @@ client_parse_args(int argc, char **argv)
     opt = NULL;
     extra = 0;
     udp = 0;
+    hold_opts = 0;
     conf.command = VMESS_CMD_TCP;
     conf.parallel = 1;
     conf.timeout_ms = 10000;
+    conf.in_flight = CLIENT_HOLD_IN_FLIGHT;
+    conf.hold_ms = 60000;
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];
@@ -503,6 +574,12 @@ client_parse_args(int argc, char **argv)
 
         if (strcmp(arg, "--udp") == 0) {
             udp = 1;
+            continue;
+        }
+
+        if (strcmp(arg, "--plain") == 0) {
+            conf.plain = 1;
+            hold_opts = 1;
             continue;
         }
 
@@ -589,6 +666,27 @@ client_parse_args(int argc, char **argv)
             }
             conf.timeout_ms = (int) v * 1000;
 
+        } else if (strcmp(arg, "--in-flight") == 0) {
+            if (client_parse_size(val, 100000, &v) != 0 || v == 0) {
+                client_die("bad in-flight count \"%s\"", val);
+            }
+            conf.in_flight = (unsigned) v;
+            hold_opts = 1;
+
+        } else if (strcmp(arg, "--hold") == 0) {
+            if (client_parse_size(val, 86400, &v) != 0) {
+                client_die("bad hold time \"%s\"", val);
+            }
+            conf.hold_ms = (int) v * 1000;
+            hold_opts = 1;
+
+        } else if (strcmp(arg, "--answer") == 0) {
+            if (client_parse_size(val, 86400, &v) != 0 || v == 0) {
+                client_die("bad answer time \"%s\"", val);
+            }
+            conf.answer_ms = (int) v * 1000;
+            hold_opts = 1;
+
         } else if (strcmp(arg, "--replay-file") == 0) {
             conf.replay_file = val;
 
@@ -618,6 +716,15 @@ client_parse_args(int argc, char **argv)
 
     if (conf.listen != NULL) {
         client_die("unexpected argument \"%s\"", conf.listen);
+    }
+
+    if (hold_opts && conf.mode != MODE_HOLD) {
+        client_die("--in-flight, --hold, --answer and --plain work with"
+                   " hold only");
+    }
+
+    if (conf.mode == MODE_HOLD && conf.sessions != 0) {
+        client_die("hold: -c is the number of sessions (no -r)");
     }
 
     if (udp) {
@@ -654,7 +761,8 @@ client_parse_args(int argc, char **argv)
     }
 
     if (!conf.bytes_set) {
-        conf.bytes = (conf.mode == MODE_HANDSHAKES) ? 64
+        conf.bytes = (conf.mode == MODE_HANDSHAKES
+                      || conf.mode == MODE_HOLD) ? 64
                      : (conf.mode == MODE_UDP_ECHO) ? 65536
                      : (conf.mode == MODE_RAW) ? 0 : 1048576;
     }
@@ -667,8 +775,16 @@ client_parse_args(int argc, char **argv)
                    " under 4 bytes (each carries its 4-byte index)");
     }
 
+    if (conf.mode == MODE_HOLD && conf.bytes == 0) {
+        client_die("hold needs -n > 0: the echo shows a session works");
+    }
+
     if (conf.sessions == 0) {
         conf.sessions = conf.parallel;
+    }
+
+    if (conf.in_flight > conf.sessions) {
+        conf.in_flight = (unsigned) conf.sessions;
     }
 
     if (conf.parallel > conf.sessions) {
@@ -684,6 +800,10 @@ client_parse_args(int argc, char **argv)
             client_die("--send-header works with raw only");
         }
         client_load_header_file(conf.send_header);
+        return client_parse_server(server);
+    }
+
+    if (conf.plain) {
         return client_parse_server(server);
     }
 
@@ -1158,6 +1278,32 @@ client_pattern_init(void)
 }
 
 
+/*
+ * hold and the targets keep a descriptor per connection: the soft limit
+ * (often 1024) goes up to the hard one, which only privilege could raise.
+ * Returns the limit in force.
+ */
+static uint64_t
+client_raise_nofile(void)
+{
+    struct rlimit  rl, raised;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+        return 0;
+    }
+
+    raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+
+    if (rl.rlim_cur < rl.rlim_max && setrlimit(RLIMIT_NOFILE, &raised) == 0)
+    {
+        rl = raised;
+    }
+
+    return (uint64_t) rl.rlim_cur;
+}
+
+
 static int
 client_run(void)
 {
@@ -1223,6 +1369,7 @@ client_run(void)
 static int
 client_worker_init(client_worker_t *w)
 {
+    w->s = &w->session;
     w->out = malloc(CLIENT_OUT_SIZE);
     w->in = malloc(CLIENT_IN_SIZE);
     w->plain = malloc(CLIENT_PLAIN_SIZE);
@@ -1291,7 +1438,7 @@ client_thread(void *arg)
 static void
 client_record(client_worker_t *w, int rc)
 {
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (rc == CLIENT_OK) {
         w->ok++;
@@ -1370,8 +1517,8 @@ client_report(client_worker_t *workers, unsigned n, double seconds)
             if (!conf.quiet) {
                 fprintf(stderr, "raw ok bytes=%" PRIu64 " end=%s"
                         " seconds=%.3f%s\n", bytes,
-                        workers[0].s.done ? "yes" : "no", seconds,
-                        workers[0].s.codecs ? ""
+                        workers[0].s->done ? "yes" : "no", seconds,
+                        workers[0].s->codecs ? ""
                         : " (not decoded: no keys for this header)");
             }
             return CLIENT_OK;
@@ -1386,7 +1533,7 @@ client_report(client_worker_t *workers, unsigned n, double seconds)
     if (failed + refused != 0) {
         if (conf.sessions == 1) {
             printf("%s FAIL received=%" PRIu64 "/%" PRIu64 ": %s\n", mode,
-                   workers[0].s.received, workers[0].s.to_receive, error);
+                   workers[0].s->received, workers[0].s->to_receive, error);
 
         } else {
             printf("%s FAIL sessions=%" PRIu64 " failed=%" PRIu64 ": %s\n",
@@ -1438,7 +1585,7 @@ client_session(client_worker_t *w, uint64_t index)
 {
     int                rc;
     double             start;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     memset(s, 0, sizeof(client_session_t));
     s->fd = -1;
@@ -1473,7 +1620,7 @@ static int
 client_session_plan(client_worker_t *w)
 {
     uint32_t           r;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     client_random(&r, sizeof(r));
     s->start = r % PATTERN_SIZE;
@@ -1485,6 +1632,12 @@ client_session_plan(client_worker_t *w)
         s->to_send = conf.bytes;
         s->to_receive = conf.bytes;
         s->hash = (conf.sessions == 1 && conf.mode == MODE_ECHO);
+        break;
+
+    case MODE_HOLD:
+        s->to_send = conf.bytes;
+        s->to_receive = conf.bytes;
+        s->keep_open = 1;
         break;
 
     case MODE_UPLOAD:
@@ -1539,8 +1692,12 @@ client_session_header(client_worker_t *w)
 {
     int                rc;
     size_t             len;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
     struct pollfd      pfd;
+
+    if (conf.plain) {
+        return client_produce(w);
+    }
 
     client_random(w->pad, sizeof(w->pad));
 
@@ -1607,7 +1764,7 @@ client_session_codecs(client_worker_t *w)
 {
     int                rc;
     size_t             limit;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     rc = vmess_body_init(&s->writer, &s->keys, VMESS_DIR_REQUEST, 0);
 
@@ -1654,7 +1811,7 @@ client_seal_request(client_worker_t *w, size_t *len)
     int64_t            now;
     uint8_t            rnd[16 + 16 + 1 + 1 + 15], rand4[4], nonce8[8];
     uint8_t            auth_id[16];
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
     vmess_request_t   *req = &s->req;
 
     client_random(rnd, sizeof(rnd));
@@ -1741,7 +1898,7 @@ client_session_connect(client_worker_t *w)
     int                fd, one, err;
     socklen_t          len;
     struct pollfd      pfd;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     fd = socket(conf.server.ss_family, SOCK_STREAM, 0);
     if (fd == -1) {
@@ -1765,6 +1922,11 @@ client_session_connect(client_worker_t *w)
         return client_fail(w, "connect: %s", strerror(errno));
     }
 
+    if (conf.mode == MODE_HOLD) {
+        /* its poll loop waits: send fails with EAGAIN until connected */
+        return CLIENT_OK;
+    }
+
     pfd.fd = fd;
     pfd.events = POLLOUT;
 
@@ -1785,66 +1947,19 @@ client_session_connect(client_worker_t *w)
 }
 
 
-/*
- * Send and receive at once, so a large echo cannot deadlock on full
- * socket buffers; poll only when neither direction moved.
- */
+/* poll only when neither direction moved */
 static int
 client_session_loop(client_worker_t *w)
 {
     int                rc, progress, stdin_open;
     nfds_t             nfds;
-    ssize_t            n;
     struct pollfd      pfd[2];
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     for ( ;; ) {
-        rc = client_produce(w);
-        if (rc != CLIENT_OK) {
+        rc = client_session_io(w, &progress);
+        if (rc != CLIENT_AGAIN) {
             return rc;
-        }
-
-        progress = 0;
-
-        if (s->out_pos < s->out_len) {
-            n = send(s->fd, w->out + s->out_pos, s->out_len - s->out_pos,
-                     MSG_NOSIGNAL);
-
-            if (n > 0) {
-                s->out_pos += n;
-                progress = 1;
-
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK
-                       && errno != EINTR)
-            {
-                return client_closed(w, errno);
-            }
-        }
-
-        n = recv(s->fd, w->in + s->in_len, CLIENT_IN_SIZE - s->in_len, 0);
-
-        if (n > 0) {
-            s->in_len += n;
-            progress = 1;
-
-            rc = client_input(w);
-            if (rc != CLIENT_OK) {
-                return rc;
-            }
-
-        } else if (n == 0) {
-            return client_closed(w, 0);
-
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK
-                   && errno != EINTR)
-        {
-            return client_closed(w, errno);
-        }
-
-        if (s->done
-            || (s->complete && s->end_sent && s->out_pos == s->out_len))
-        {
-            return CLIENT_OK;
         }
 
         stdin_open = s->stdin_source && !s->input_eof
@@ -1892,10 +2007,73 @@ client_session_loop(client_worker_t *w)
 }
 
 
+/*
+ * One pass without waiting: send and receive at once, so a large echo
+ * cannot deadlock on full socket buffers.  CLIENT_AGAIN while the session
+ * (or a hold round) goes on; *progress tells whether a byte moved.
+ */
+static int
+client_session_io(client_worker_t *w, int *progress)
+{
+    int                rc;
+    ssize_t            n;
+    client_session_t  *s = w->s;
+
+    *progress = 0;
+
+    rc = client_produce(w);
+    if (rc != CLIENT_OK) {
+        return rc;
+    }
+
+    if (s->out_pos < s->out_len) {
+        n = send(s->fd, w->out + s->out_pos, s->out_len - s->out_pos,
+                 MSG_NOSIGNAL);
+
+        if (n > 0) {
+            s->out_pos += n;
+            *progress = 1;
+
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK
+                   && errno != EINTR)
+        {
+            return client_closed(w, errno);
+        }
+    }
+
+    n = recv(s->fd, w->in + s->in_len, CLIENT_IN_SIZE - s->in_len, 0);
+
+    if (n > 0) {
+        s->in_len += n;
+        *progress = 1;
+
+        rc = client_input(w);
+        if (rc != CLIENT_OK) {
+            return rc;
+        }
+
+    } else if (n == 0) {
+        return client_closed(w, 0);
+
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        return client_closed(w, errno);
+    }
+
+    if (s->done
+        || (s->complete && (s->end_sent || s->keep_open)
+            && s->out_pos == s->out_len))
+    {
+        return CLIENT_OK;
+    }
+
+    return CLIENT_AGAIN;
+}
+
+
 static void
 client_session_close(client_worker_t *w)
 {
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (s->fd != -1) {
         close(s->fd);
@@ -1919,7 +2097,7 @@ client_produce(client_worker_t *w)
     int                rc;
     size_t             len, room;
     uint64_t           j;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (s->out_pos == s->out_len) {
         s->out_pos = 0;
@@ -1976,6 +2154,10 @@ client_produce(client_worker_t *w)
         } else if (s->stdin_source && !s->input_eof) {
             return CLIENT_OK;
 
+        } else if (s->keep_open) {
+            /* hold: the session goes on after this round */
+            return CLIENT_OK;
+
         } else {
             return client_seal_end(w);
         }
@@ -1994,7 +2176,7 @@ client_seal(client_worker_t *w, const uint8_t *data, size_t len)
 {
     int                rc;
     size_t             written;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (!s->codecs) {
         memcpy(w->out + s->out_len, data, len);
@@ -2019,7 +2201,7 @@ client_seal_end(client_worker_t *w)
 {
     int                rc;
     size_t             written;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     s->end_sent = 1;
 
@@ -2044,7 +2226,7 @@ static int
 client_read_stdin(client_worker_t *w)
 {
     ssize_t            n;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     n = read(STDIN_FILENO, w->scratch, conf.chunk);
 
@@ -2070,11 +2252,17 @@ client_input(client_worker_t *w)
     int                     rc, found;
     size_t                  left, consumed, produced;
     uint8_t                *p;
-    client_session_t       *s = &w->s;
+    client_session_t       *s = w->s;
     vmess_switch_account_t  cmd;
 
     p = w->in;
     left = s->in_len;
+
+    if (conf.plain) {
+        s->response_header = 1;
+        s->in_len = 0;
+        return client_output(w, w->in, left);
+    }
 
     if (!s->codecs) {
         /* no keys: nothing to decode, only count */
@@ -2174,7 +2362,7 @@ client_output(client_worker_t *w, const uint8_t *data, size_t len)
 {
     size_t             off;
     ssize_t            n;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (conf.mode == MODE_UDP_ECHO) {
         return client_output_datagram(w, data, len);
@@ -2257,7 +2445,7 @@ client_complete(client_worker_t *w)
 {
     unsigned           i, md_len;
     uint8_t            md[EVP_MAX_MD_SIZE];
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     s->complete = 1;
 
@@ -2282,7 +2470,7 @@ static int
 client_output_datagram(client_worker_t *w, const uint8_t *data, size_t len)
 {
     uint64_t           j;
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (len < 4) {
         return client_fail(w, "a %zu-byte datagram came back", len);
@@ -2337,7 +2525,7 @@ client_datagram_offset(client_session_t *s, uint64_t j)
 static int
 client_closed(client_worker_t *w, int err)
 {
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (s->complete) {
         return CLIENT_OK;
@@ -2366,7 +2554,7 @@ client_closed(client_worker_t *w, int err)
 static int
 client_timeout(client_worker_t *w)
 {
-    client_session_t  *s = &w->s;
+    client_session_t  *s = w->s;
 
     if (!s->response_header) {
         client_fail(w, "no response header within %d s",
@@ -2390,10 +2578,319 @@ client_fail(client_worker_t *w, const char *fmt, ...)
     va_list  args;
 
     va_start(args, fmt);
-    vsnprintf(w->s.error, sizeof(w->s.error), fmt, args);
+    vsnprintf(w->s->error, sizeof(w->s->error), fmt, args);
     va_end(args);
 
     return CLIENT_FAIL;
+}
+
+
+/*
+ * hold: every session runs a first round (connect, header, echo) with at
+ * most conf.in_flight of them in a slot (the buffers a moving session
+ * needs) at a time, stays open with no slot while all the others get
+ * there, and after the hold runs a second round (more echo, the end
+ * marker) the same way.  Only the moving sessions are polled.
+ */
+static int
+client_hold(void)
+{
+    double            start, end;
+    uint64_t          limit;
+    unsigned          k;
+    client_hold_t     h;
+    struct timespec   nap;
+    struct sigaction  sa;
+
+    limit = client_raise_nofile();
+
+    if (limit < conf.sessions + CLIENT_FDS_SPARE) {
+        printf("hold FAIL held=0 sessions=%" PRIu64 ": %" PRIu64
+               " sessions need more descriptors than the limit (%" PRIu64
+               ")\n", conf.sessions, conf.sessions, limit);
+        return CLIENT_FAIL;
+    }
+
+    memset(&sa, 0, sizeof(struct sigaction));
+    sa.sa_handler = client_hold_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    memset(&h, 0, sizeof(client_hold_t));
+    h.sessions = calloc(conf.sessions, sizeof(client_session_t));
+    h.slots = calloc(conf.in_flight, sizeof(client_worker_t));
+    h.pfds = calloc(conf.in_flight, sizeof(struct pollfd));
+
+    if (h.sessions == NULL || h.slots == NULL || h.pfds == NULL) {
+        fputs("vmess-client: out of memory\n", stderr);
+        return CLIENT_FAIL;
+    }
+
+    for (k = 0; k < conf.in_flight; k++) {
+        if (client_worker_init(&h.slots[k]) != 0) {
+            fputs("vmess-client: out of memory\n", stderr);
+            return CLIENT_FAIL;
+        }
+
+        h.slots[k].s = NULL;
+    }
+
+    start = client_now();
+
+    client_hold_round(&h, 1);
+
+    if (h.held == 0) {
+        printf("hold FAIL held=0 sessions=%" PRIu64 ": no session was"
+               " answered\n", conf.sessions);
+        return CLIENT_FAIL;
+    }
+
+    printf("hold held=%" PRIu64 " sessions=%" PRIu64 " unanswered=%" PRIu64
+           " refused=%" PRIu64 " seconds=%.3f\n", h.held, conf.sessions,
+           h.unanswered, h.refused, client_now() - start);
+    fflush(stdout);
+
+    end = client_now() + conf.hold_ms / 1000.0;
+    nap.tv_sec = 0;
+    nap.tv_nsec = 20 * 1000 * 1000;
+
+    while (!client_hold_wake && client_now() < end) {
+        (void) nanosleep(&nap, NULL);
+    }
+
+    client_hold_round(&h, 0);
+
+    if (!conf.quiet) {
+        printf("hold ok sessions=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f\n",
+               h.closed, h.bytes, client_now() - start);
+    }
+
+    for (k = 0; k < conf.in_flight; k++) {
+        client_worker_free(&h.slots[k]);
+    }
+
+    free(h.sessions);
+    free(h.slots);
+    free(h.pfds);
+
+    return CLIENT_OK;
+}
+
+
+/* returns when every session of the round has finished it */
+static void
+client_hold_round(client_hold_t *h, int first)
+{
+    int                rc;
+    double             now;
+    uint64_t           next;
+    unsigned           k, moving;
+    client_worker_t   *w;
+    client_session_t  *s;
+
+    next = 0;
+
+    for ( ;; ) {
+        now = client_now();
+        moving = 0;
+
+        for (k = 0; k < conf.in_flight; k++) {
+            w = &h->slots[k];
+
+            while (w->s == NULL && next < conf.sessions) {
+                s = &h->sessions[next++];
+
+                /* given up in the first round */
+                if (!first && s->fd == -1) {
+                    continue;
+                }
+
+                w->s = s;
+                client_hold_start(h, w, first, now);
+            }
+
+            if (w->s == NULL) {
+                h->pfds[k].fd = -1;
+                continue;
+            }
+
+            moving++;
+            h->pfds[k].fd = w->s->fd;
+            h->pfds[k].events = POLLIN;
+            h->pfds[k].revents = 0;
+
+            if (w->s->out_pos < w->s->out_len) {
+                h->pfds[k].events |= POLLOUT;
+            }
+        }
+
+        if (moving == 0) {
+            return;
+        }
+
+        rc = poll(h->pfds, conf.in_flight, CLIENT_HOLD_POLL_MS);
+
+        if (rc == -1 && errno != EINTR) {
+            printf("hold FAIL held=%" PRIu64 " sessions=%" PRIu64 ": poll:"
+                   " %s\n", h->held, conf.sessions, strerror(errno));
+            exit(CLIENT_FAIL);
+        }
+
+        now = client_now();
+
+        for (k = 0; k < conf.in_flight; k++) {
+            w = &h->slots[k];
+            s = w->s;
+
+            if (s == NULL) {
+                continue;
+            }
+
+            if (rc > 0 && h->pfds[k].revents != 0) {
+                client_hold_io(h, w, first, now);
+
+                if (w->s == NULL) {
+                    continue;
+                }
+            }
+
+            if (first && conf.answer_ms != 0
+                && (now - s->started) * 1000 > conf.answer_ms)
+            {
+                h->unanswered++;
+                client_session_close(w);
+                s->fd = -1;
+                w->s = NULL;
+
+            } else if ((now - s->progressed) * 1000 > conf.timeout_ms) {
+                client_hold_end(h, w, client_timeout(w), first);
+            }
+        }
+    }
+}
+
+
+static void
+client_hold_start(client_hold_t *h, client_worker_t *w, int first,
+    double now)
+{
+    int                rc;
+    client_session_t  *s = w->s;
+
+    if (first) {
+        memset(s, 0, sizeof(client_session_t));
+        s->fd = -1;
+        s->index = (uint64_t) (s - h->sessions);
+
+        rc = client_session_plan(w);
+
+        if (rc == CLIENT_OK) {
+            rc = client_session_header(w);
+        }
+
+        if (rc == CLIENT_OK) {
+            rc = client_session_connect(w);
+        }
+
+        if (rc != CLIENT_OK) {
+            client_hold_end(h, w, rc, first);
+            return;
+        }
+
+    } else {
+        /*
+         * The slot may differ from the first round's: nothing is staged
+         * between rounds (checked when the first one ended).
+         */
+        if (s->codecs) {
+            vmess_body_set_staging(&s->reader, w->staging,
+                                   VMESS_STAGING_SIZE);
+        }
+
+        s->keep_open = 0;
+        s->complete = 0;
+        s->to_send += conf.bytes;
+        s->to_receive += conf.bytes;
+    }
+
+    s->started = now;
+    s->progressed = now;
+
+    client_hold_io(h, w, first, now);
+}
+
+
+/* moves bytes until the socket has none and takes none */
+static void
+client_hold_io(client_hold_t *h, client_worker_t *w, int first, double now)
+{
+    int  rc, progress;
+
+    do {
+        rc = client_session_io(w, &progress);
+
+        if (progress) {
+            w->s->progressed = now;
+        }
+
+    } while (rc == CLIENT_AGAIN && progress);
+
+    if (rc != CLIENT_AGAIN) {
+        client_hold_end(h, w, rc, first);
+    }
+}
+
+
+/* a session finished its round: it leaves its slot */
+static void
+client_hold_end(client_hold_t *h, client_worker_t *w, int rc, int first)
+{
+    client_session_t  *s = w->s;
+
+    if (rc == CLIENT_OK && first
+        && (s->in_len != 0 || s->reader.staged != 0))
+    {
+        rc = client_fail(w, "bytes after the echo");
+    }
+
+    if (rc == CLIENT_OK && first) {
+        h->held++;
+        w->s = NULL;
+        return;
+    }
+
+    if (rc == CLIENT_OK) {
+        h->closed++;
+        h->bytes += s->received;
+
+    } else if (rc == CLIENT_REFUSED && first && conf.answer_ms != 0) {
+        h->refused++;
+
+    } else {
+        client_hold_die(h, s);
+    }
+
+    client_session_close(w);
+    s->fd = -1;
+    w->s = NULL;
+}
+
+
+static void
+client_hold_die(client_hold_t *h, client_session_t *s)
+{
+    printf("hold FAIL held=%" PRIu64 " sessions=%" PRIu64 ": session %"
+           PRIu64 ": %s\n", h->held, conf.sessions, s->index, s->error);
+    exit(CLIENT_FAIL);
+}
+
+
+static void
+client_hold_signal(int signo)
+{
+    (void) signo;
+
+    client_hold_wake = 1;
 }
 
 
