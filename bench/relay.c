@@ -2,24 +2,25 @@
  * relay: the smallest TCP relay that does a VMess server's cipher work, the
  * "in-situ floor" of bench/run.
  *
- *   relay TARGET_PORT BUFFER_KIB CIPHER upload|download
+ *   relay TARGET_PORT BUFFER_KIB CIPHER upload|download [PROCESSES]
  *
- * Listens on 127.0.0.1 (an ephemeral port, printed as "listening PORT"),
- * and for one client connection at a time connects to 127.0.0.1:TARGET_PORT
- * and forwards both ways through one BUFFER_KIB buffer per direction.  The
- * bulk direction (client to target for upload, target to client for
- * download) is run through the AEAD where it lies in that buffer, one
- * operation per 16 KiB of the stream as VMess chunks are: seal for
- * download, open for upload.  The 8-byte count that bench/plain-load sends
- * first is left alone, so that the targets still read it; tags are computed
- * and dropped and opening reports a mismatch, so the byte counts stay those
- * of plain TCP and bench/plain-load is the load generator.  CIPHER is
- * aes-128-gcm, chacha20-poly1305 or none.
+ * Listens on 127.0.0.1 (an ephemeral port, printed as "listening PORT") in
+ * PROCESSES processes (default 1, as nginx's workers share their listening
+ * socket).  Each relays up to RELAY_SESSIONS client connections at a time:
+ * it connects to 127.0.0.1:TARGET_PORT and forwards both ways through one
+ * BUFFER_KIB buffer per direction.  The bulk direction (client to target
+ * for upload, target to client for download) is run through the AEAD where
+ * it lies in that buffer, one operation per 16 KiB of the stream as VMess
+ * chunks are: seal for download, open for upload.  The 8-byte count that
+ * bench/plain-load sends first is left alone, so that the targets still
+ * read it; tags are computed and dropped and opening reports a mismatch,
+ * so the byte counts stay those of plain TCP and bench/plain-load is the
+ * load generator.  CIPHER is aes-128-gcm, chacha20-poly1305 or none.
  *
  * No VMess parsing, no framing, no event library: what this costs per GiB
  * beyond the same relay with "none" is what the cipher costs on bytes in
  * flight, which bench/run compares with the bare EVP loop of crypto-cost.
- * Runs until killed.
+ * Runs until killed; the other processes end with the first.
  */
 
 #include <errno.h>
@@ -33,6 +34,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include <openssl/evp.h>
@@ -41,6 +44,8 @@
 #define RELAY_PIECE             16384
 #define RELAY_TAG               16
 #define RELAY_PREFIX            8       /* plain-load's count */
+#define RELAY_SESSIONS          16      /* at a time, per process */
+#define RELAY_PROCESSES         16
 
 
 typedef struct {
@@ -55,15 +60,28 @@ typedef struct {
 } relay_dir_t;
 
 
-static int relay_accept(int ls, int target_port, relay_dir_t *up,
-    relay_dir_t *down);
-static int relay_pump(int from, int to, relay_dir_t *d);
-static void relay_cipher(relay_dir_t *d, uint8_t *p, size_t n);
+typedef struct {
+    int                         client;     /* -1: a free slot */
+    int                         target;
+    relay_dir_t                 up;
+    relay_dir_t                 down;
+    EVP_CIPHER_CTX             *ctx;
+    uint32_t                    pieces;     /* AEAD operations begun */
+} relay_session_t;
 
 
-static EVP_CIPHER_CTX   *relay_ctx;
+static void relay_serve(int ls);
+static int relay_open(relay_session_t *s, int c);
+static void relay_close(relay_session_t *s);
+static int relay_pump(relay_session_t *s, int from, int to, relay_dir_t *d,
+    int can_read, int can_write);
+static void relay_cipher(relay_session_t *s, relay_dir_t *d, uint8_t *p,
+    size_t n);
+
+
+static relay_session_t   relay_sessions[RELAY_SESSIONS];
+static int               relay_target_port;
 static int               relay_seal;
-static uint32_t          relay_pieces;
 static const uint8_t     relay_key[16] = {
     0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
     0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff
@@ -79,21 +97,27 @@ static const uint8_t     relay_chacha_key[32] = {
 int
 main(int argc, char **argv)
 {
-    int                  ls, one, target_port;
+    int                  ls, one, i, processes;
     long                 kib;
+    pid_t                pid;
     socklen_t            len;
-    relay_dir_t          up, down;
+    relay_session_t     *s;
     struct sockaddr_in   sin;
     const EVP_CIPHER    *cipher;
 
-    if (argc != 5
-        || (target_port = atoi(argv[1])) <= 0 || target_port > 65535
+    processes = (argc == 6) ? atoi(argv[5]) : 1;
+
+    if ((argc != 5 && argc != 6)
+        || (relay_target_port = atoi(argv[1])) <= 0
+        || relay_target_port > 65535
         || (kib = atol(argv[2])) <= 0 || kib > 65536
         || (strcmp(argv[4], "upload") != 0
-            && strcmp(argv[4], "download") != 0))
+            && strcmp(argv[4], "download") != 0)
+        || processes < 1 || processes > RELAY_PROCESSES)
     {
         fprintf(stderr, "usage: relay TARGET_PORT BUFFER_KIB "
-                "aes-128-gcm|chacha20-poly1305|none upload|download\n");
+                "aes-128-gcm|chacha20-poly1305|none upload|download "
+                "[PROCESSES]\n");
         return 2;
     }
 
@@ -113,11 +137,29 @@ main(int argc, char **argv)
 
     relay_seal = (strcmp(argv[4], "download") == 0);
 
-    if (cipher != NULL) {
-        relay_ctx = EVP_CIPHER_CTX_new();
+    for (i = 0; i < RELAY_SESSIONS; i++) {
+        s = &relay_sessions[i];
+        s->client = -1;
+        s->up.size = s->down.size = (size_t) kib * 1024;
+        s->up.buf = malloc(s->up.size);
+        s->down.buf = malloc(s->down.size);
+        s->up.prefix = RELAY_PREFIX;
+        s->up.bulk = !relay_seal && cipher != NULL;
+        s->down.bulk = relay_seal && cipher != NULL;
 
-        if (relay_ctx == NULL
-            || !EVP_CipherInit_ex(relay_ctx, cipher, NULL,
+        if (s->up.buf == NULL || s->down.buf == NULL) {
+            fprintf(stderr, "relay: out of memory\n");
+            return 1;
+        }
+
+        if (cipher == NULL) {
+            continue;
+        }
+
+        s->ctx = EVP_CIPHER_CTX_new();
+
+        if (s->ctx == NULL
+            || !EVP_CipherInit_ex(s->ctx, cipher, NULL,
                                   EVP_CIPHER_key_length(cipher) == 16
                                   ? relay_key : relay_chacha_key,
                                   NULL, relay_seal))
@@ -125,17 +167,6 @@ main(int argc, char **argv)
             fprintf(stderr, "relay: %s init failed\n", argv[3]);
             return 1;
         }
-    }
-
-    memset(&up, 0, sizeof(up));
-    memset(&down, 0, sizeof(down));
-    up.size = down.size = (size_t) kib * 1024;
-    up.buf = malloc(up.size);
-    down.buf = malloc(down.size);
-
-    if (up.buf == NULL || down.buf == NULL) {
-        fprintf(stderr, "relay: out of memory\n");
-        return 1;
     }
 
     ls = socket(AF_INET, SOCK_STREAM, 0);
@@ -148,47 +179,137 @@ main(int argc, char **argv)
     if (ls == -1
         || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1
         || bind(ls, (struct sockaddr *) &sin, sizeof(sin)) == -1
-        || listen(ls, 16) == -1
-        || getsockname(ls, (struct sockaddr *) &sin, &len) == -1)
+        || listen(ls, 64) == -1
+        || getsockname(ls, (struct sockaddr *) &sin, &len) == -1
+        || fcntl(ls, F_SETFL, O_NONBLOCK) == -1)
     {
         fprintf(stderr, "relay: listen: %s\n", strerror(errno));
         return 1;
     }
 
+    for (i = 1; i < processes; i++) {
+        pid = fork();
+
+        if (pid == -1) {
+            fprintf(stderr, "relay: fork: %s\n", strerror(errno));
+            return 1;
+        }
+
+        if (pid == 0) {
+            (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+            relay_serve(ls);
+        }
+    }
+
     printf("listening %d\n", ntohs(sin.sin_port));
     fflush(stdout);
 
-    for ( ;; ) {
-        up.bulk = !relay_seal && cipher != NULL;
-        up.prefix = RELAY_PREFIX;
-        down.bulk = relay_seal && cipher != NULL;
-        down.prefix = 0;
+    relay_serve(ls);
+}
 
-        if (relay_accept(ls, target_port, &up, &down) != 0) {
-            fprintf(stderr, "relay: session: %s\n", strerror(errno));
+
+/* the event loop of one process: accepts and relays, never returns */
+static void
+relay_serve(int ls)
+{
+    int                  c, i, n, re, free_slot;
+    short                ev;
+    nfds_t               nfds;
+    relay_session_t     *s;
+    struct pollfd        pfd[1 + 2 * RELAY_SESSIONS];
+
+    for ( ;; ) {
+        nfds = 1;
+        free_slot = -1;
+
+        for (i = 0; i < RELAY_SESSIONS; i++) {
+            s = &relay_sessions[i];
+
+            if (s->client == -1) {
+                if (free_slot == -1) {
+                    free_slot = i;
+                }
+
+                continue;
+            }
+
+            pfd[nfds].fd = s->client;
+            pfd[nfds].events = (!s->up.eof && s->up.end < s->up.size
+                                ? POLLIN : 0)
+                               | (s->down.start < s->down.end ? POLLOUT : 0);
+            pfd[nfds].revents = 0;
+            pfd[nfds + 1].fd = s->target;
+            pfd[nfds + 1].events = (!s->down.eof
+                                    && s->down.end < s->down.size
+                                    ? POLLIN : 0)
+                                   | (s->up.start < s->up.end ? POLLOUT : 0);
+            pfd[nfds + 1].revents = 0;
+            nfds += 2;
+        }
+
+        /* a full process leaves new connections to the others */
+        pfd[0].fd = ls;
+        pfd[0].events = (free_slot != -1) ? POLLIN : 0;
+        pfd[0].revents = 0;
+
+        if (poll(pfd, nfds, -1) == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            fprintf(stderr, "relay: poll: %s\n", strerror(errno));
+            exit(1);
+        }
+
+        n = 1;
+
+        for (i = 0; i < RELAY_SESSIONS; i++) {
+            s = &relay_sessions[i];
+
+            if (s->client == -1) {
+                continue;
+            }
+
+            ev = pfd[n].revents;
+            re = pfd[n + 1].revents;
+            n += 2;
+
+            if (relay_pump(s, s->client, s->target, &s->up,
+                           ev & (POLLIN | POLLHUP | POLLERR),
+                           re & (POLLOUT | POLLERR)) != 0
+                || relay_pump(s, s->target, s->client, &s->down,
+                              re & (POLLIN | POLLHUP | POLLERR),
+                              ev & (POLLOUT | POLLERR)) != 0
+                || (s->up.eof && s->up.start == s->up.end)
+                || (s->down.eof && s->down.start == s->down.end))
+            {
+                relay_close(s);
+            }
+        }
+
+        if (pfd[0].revents & POLLIN) {
+            c = accept(ls, NULL, NULL);
+
+            if (c != -1 && relay_open(&relay_sessions[free_slot], c) != 0) {
+                fprintf(stderr, "relay: target: %s\n", strerror(errno));
+            }
         }
     }
 }
 
 
-/* one client session, to its end */
+/* a client connection in a free slot: its target connected */
 static int
-relay_accept(int ls, int target_port, relay_dir_t *up, relay_dir_t *down)
+relay_open(relay_session_t *s, int c)
 {
-    int                  c, t, one, rc;
-    struct pollfd        pfd[2];
+    int                  t, one;
     struct sockaddr_in   sin;
-
-    c = accept(ls, NULL, NULL);
-    if (c == -1) {
-        return -1;
-    }
 
     t = socket(AF_INET, SOCK_STREAM, 0);
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = htons((uint16_t) target_port);
+    sin.sin_port = htons((uint16_t) relay_target_port);
 
     if (t == -1 || connect(t, (struct sockaddr *) &sin, sizeof(sin)) == -1) {
         close(c);
@@ -205,60 +326,46 @@ relay_accept(int ls, int target_port, relay_dir_t *up, relay_dir_t *down)
     (void) fcntl(c, F_SETFL, O_NONBLOCK);
     (void) fcntl(t, F_SETFL, O_NONBLOCK);
 
-    up->start = up->end = down->start = down->end = 0;
-    up->eof = down->eof = 0;
-    up->seen = down->seen = 0;
-    relay_pieces = 0;
-    rc = 0;
+    s->client = c;
+    s->target = t;
+    s->up.start = s->up.end = s->down.start = s->down.end = 0;
+    s->up.eof = s->down.eof = 0;
+    s->up.seen = s->down.seen = 0;
+    s->pieces = 0;
 
-    for ( ;; ) {
-        if (relay_pump(c, t, up) != 0 || relay_pump(t, c, down) != 0) {
-            rc = -1;
-            break;
-        }
+    return 0;
+}
 
-        if ((up->eof && up->start == up->end)
-            || (down->eof && down->start == down->end))
-        {
-            break;
-        }
 
-        pfd[0].fd = c;
-        pfd[0].events = (!up->eof && up->end < up->size ? POLLIN : 0)
-                        | (down->start < down->end ? POLLOUT : 0);
-        pfd[1].fd = t;
-        pfd[1].events = (!down->eof && down->end < down->size ? POLLIN : 0)
-                        | (up->start < up->end ? POLLOUT : 0);
-
-        if (poll(pfd, 2, 30000) <= 0) {
-            rc = -1;
-            break;
-        }
-    }
-
-    close(c);
-    close(t);
-
-    return rc;
+static void
+relay_close(relay_session_t *s)
+{
+    close(s->client);
+    close(s->target);
+    s->client = -1;
 }
 
 
 /* reads what there is room for, sends what there is; 0 or -1 */
 static int
-relay_pump(int from, int to, relay_dir_t *d)
+relay_pump(relay_session_t *s, int from, int to, relay_dir_t *d,
+    int can_read, int can_write)
 {
     ssize_t  n;
 
-    if (!d->eof && d->end < d->size) {
+    if (can_read && !d->eof && d->end < d->size) {
         n = recv(from, d->buf + d->end, d->size - d->end, 0);
 
         if (n > 0) {
             if (d->bulk) {
-                relay_cipher(d, d->buf + d->end, (size_t) n);
+                relay_cipher(s, d, d->buf + d->end, (size_t) n);
             }
 
             d->end += (size_t) n;
             d->seen += (uint64_t) n;
+
+            /* what came may leave at once */
+            can_write = 1;
 
         } else if (n == 0) {
             d->eof = 1;
@@ -268,7 +375,7 @@ relay_pump(int from, int to, relay_dir_t *d)
         }
     }
 
-    if (d->start < d->end) {
+    if (can_write && d->start < d->end) {
         n = send(to, d->buf + d->start, d->end - d->start, MSG_NOSIGNAL);
 
         if (n > 0) {
@@ -293,7 +400,7 @@ relay_pump(int from, int to, relay_dir_t *d)
  * bytes fall across reads
  */
 static void
-relay_cipher(relay_dir_t *d, uint8_t *p, size_t n)
+relay_cipher(relay_session_t *s, relay_dir_t *d, uint8_t *p, size_t n)
 {
     int       len;
     size_t    skip, room, k;
@@ -321,27 +428,27 @@ relay_cipher(relay_dir_t *d, uint8_t *p, size_t n)
 
         if (room == RELAY_PIECE) {
             memset(nonce, 0, sizeof(nonce));
-            nonce[0] = (uint8_t) (relay_pieces >> 8);
-            nonce[1] = (uint8_t) relay_pieces;
-            relay_pieces++;
-            (void) EVP_CipherInit_ex(relay_ctx, NULL, NULL, NULL, nonce, -1);
+            nonce[0] = (uint8_t) (s->pieces >> 8);
+            nonce[1] = (uint8_t) s->pieces;
+            s->pieces++;
+            (void) EVP_CipherInit_ex(s->ctx, NULL, NULL, NULL, nonce, -1);
         }
 
-        (void) EVP_CipherUpdate(relay_ctx, p, &len, p, (int) k);
+        (void) EVP_CipherUpdate(s->ctx, p, &len, p, (int) k);
 
         if (k == room) {
             if (relay_seal) {
-                (void) EVP_CipherFinal_ex(relay_ctx, tag, &len);
-                (void) EVP_CIPHER_CTX_ctrl(relay_ctx, EVP_CTRL_AEAD_GET_TAG,
+                (void) EVP_CipherFinal_ex(s->ctx, tag, &len);
+                (void) EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_GET_TAG,
                                            RELAY_TAG, tag);
 
             } else {
                 /* the bytes were never sealed: the check fails, its cost
                  * is the same */
                 memset(tag, 0, sizeof(tag));
-                (void) EVP_CIPHER_CTX_ctrl(relay_ctx, EVP_CTRL_AEAD_SET_TAG,
+                (void) EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_SET_TAG,
                                            RELAY_TAG, tag);
-                (void) EVP_CipherFinal_ex(relay_ctx, tag, &len);
+                (void) EVP_CipherFinal_ex(s->ctx, tag, &len);
             }
         }
 
