@@ -12,10 +12,11 @@
  * for upload, target to client for download) is run through the AEAD where
  * it lies in that buffer, one operation per 16 KiB of the stream as VMess
  * chunks are: seal for download, open for upload.  The 8-byte count that
- * bench/plain-load sends first is left alone, so that the targets still
- * read it; tags are computed and dropped and opening reports a mismatch,
- * so the byte counts stay those of plain TCP and bench/plain-load is the
- * load generator.  CIPHER is aes-128-gcm, chacha20-poly1305 or none.
+ * "vmess-client --plain" sends first is left alone, so that the targets
+ * still read it; tags are computed and dropped and opening reports a
+ * mismatch, so the bytes stay those of plain TCP and "vmess-client
+ * --plain" is the load generator.  CIPHER is aes-128-gcm,
+ * chacha20-poly1305 or none.
  *
  * No VMess parsing, no framing, no event library: what this costs per GiB
  * beyond the same relay with "none" is what the cipher costs on bytes in
@@ -43,7 +44,7 @@
 
 #define RELAY_PIECE             16384
 #define RELAY_TAG               16
-#define RELAY_PREFIX            8       /* plain-load's count */
+#define RELAY_PREFIX            8       /* the client's count */
 #define RELAY_SESSIONS          16      /* at a time, per process */
 #define RELAY_PROCESSES         16
 

@@ -13,8 +13,10 @@ use VMessTest qw/random_uuid/;
 my $t = VMessTest->new();
 my $alice = random_uuid();
 my $bob = random_uuid();
+my $source = $t->target('source');
+my $sink = $t->target('sink');
 
-$t->write_conf(<<'EOF' =~ s/ALICE/$alice/r =~ s/BOB/$bob/r);
+my $conf = <<'EOF';
 %%GLOBALS%%
 events { worker_connections 1024; }
 stream {
@@ -32,8 +34,21 @@ stream {
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/access.log vmess;
     }
+    server {
+        listen 127.0.0.1:%%PORT_plainsource%%;
+        proxy_pass 127.0.0.1:SOURCE;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_plainsink%%;
+        proxy_pass 127.0.0.1:SINK;
+    }
 }
 EOF
+$conf =~ s/ALICE/$alice/;
+$conf =~ s/BOB/$bob/;
+$conf =~ s/SOURCE/$source/;
+$conf =~ s/SINK/$sink/;
+$t->write_conf($conf);
 $t->run();
 
 my $echo = $t->target('echo');
@@ -108,6 +123,26 @@ for my $c (@empty) {
        "target closes at once, $sec @$opts: header, end marker $end")
         or diag($out);
 }
+
+# the bench's floor: the same client over plain TCP through plain
+# proxy_pass, the bytes checked as in VMess downloads
+for my $dirn (qw/download upload/) {
+    my $port = $t->port($dirn eq 'download' ? 'plainsource' : 'plainsink');
+    my ($rc, $out) = $t->client('--plain', '-s', "127.0.0.1:$port",
+                                '-n', '3m', '-c', 2, $dirn);
+    ok($rc == 0 && $out =~ /^$dirn ok sessions=2 bytes=6291456 /m,
+       "--plain $dirn through plain proxy_pass") or diag($out);
+}
+
+my ($unchecked_rc, $unchecked_out) = $t->client('--plain', '--unchecked',
+    '-s', '127.0.0.1:' . $t->port('plainsource'), '-n', '1m', 'download');
+ok($unchecked_rc == 0 && $unchecked_out =~ /^download ok bytes=1048576 /m,
+   '--plain --unchecked download') or diag($unchecked_out);
+
+my ($plain_rc, $plain_out) = $t->client('--plain', '-s', $server, 'raw');
+ok($plain_rc == 1
+   && $plain_out =~ /--plain works with echo, upload, download and hold/,
+   '--plain refused for raw') or diag($plain_out);
 
 $t->stop();
 

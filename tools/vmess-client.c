@@ -119,7 +119,8 @@ typedef struct {
     unsigned                    bytes_set:1;
     unsigned                    quiet:1;
     unsigned                    verbose:1;
-    unsigned                    plain:1;       /* hold: no VMess */
+    unsigned                    plain:1;       /* no VMess */
+    unsigned                    unchecked:1;   /* bytes counted only */
     uint16_t                    alter_ids;
 
     uint64_t                    bytes;
@@ -420,8 +421,11 @@ static const char  client_usage_text[] =
 "                    closed and counted (unanswered=, refused=) instead\n"
 "                    of failing the run (v2ray drains a few genuine\n"
 "                    sessions as replays)\n"
-"  --plain           hold: plain TCP, the payload without VMess, for the\n"
-"                    floor of a stream proxy (-u and -t are not needed)\n"
+"  --plain           echo, upload, download, hold: plain TCP, the payload\n"
+"                    without VMess, for the floor of a stream proxy (-u\n"
+"                    and -t are not needed)\n"
+"  --unchecked       download: count the bytes, do not compare them (the\n"
+"                    bench's relay garbles them as a cipher would)\n"
 "  -q                print nothing on success\n"
 "  -v                per-session details on stderr\n"
 "\n"
@@ -579,7 +583,11 @@ client_parse_args(int argc, char **argv)
 
         if (strcmp(arg, "--plain") == 0) {
             conf.plain = 1;
-            hold_opts = 1;
+            continue;
+        }
+
+        if (strcmp(arg, "--unchecked") == 0) {
+            conf.unchecked = 1;
             continue;
         }
 
@@ -719,8 +727,17 @@ client_parse_args(int argc, char **argv)
     }
 
     if (hold_opts && conf.mode != MODE_HOLD) {
-        client_die("--in-flight, --hold, --answer and --plain work with"
-                   " hold only");
+        client_die("--in-flight, --hold and --answer work with hold only");
+    }
+
+    if (conf.plain && conf.mode != MODE_HOLD && conf.mode != MODE_ECHO
+        && conf.mode != MODE_UPLOAD && conf.mode != MODE_DOWNLOAD)
+    {
+        client_die("--plain works with echo, upload, download and hold");
+    }
+
+    if (conf.unchecked && conf.mode != MODE_DOWNLOAD) {
+        client_die("--unchecked works with download only");
     }
 
     if (conf.mode == MODE_HOLD && conf.sessions != 0) {
@@ -2259,9 +2276,23 @@ client_input(client_worker_t *w)
     left = s->in_len;
 
     if (conf.plain) {
+        /* in pieces the pattern's tail covers */
         s->response_header = 1;
         s->in_len = 0;
-        return client_output(w, w->in, left);
+
+        while (left > 0) {
+            consumed = left < PATTERN_TAIL ? left : PATTERN_TAIL;
+
+            rc = client_output(w, p, consumed);
+            if (rc != CLIENT_OK) {
+                return rc;
+            }
+
+            p += consumed;
+            left -= consumed;
+        }
+
+        return CLIENT_OK;
     }
 
     if (!s->codecs) {
@@ -2417,7 +2448,7 @@ client_output(client_worker_t *w, const uint8_t *data, size_t len)
 
     off = (size_t) ((s->start + s->received) % PATTERN_SIZE);
 
-    if (memcmp(data, pattern + off, len) != 0) {
+    if (!conf.unchecked && memcmp(data, pattern + off, len) != 0) {
         /* the first differing byte, for the message */
         off = 0;
         while (data[off]
