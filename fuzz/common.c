@@ -332,7 +332,7 @@ void
 fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
     fuzz_split_t *sp, unsigned stages, fuzz_body_result_t *r)
 {
-    int        rc, rc2, stage;
+    int        rc, rc2, stage, partial;
     size_t     pos, delivered, win, consumed, produced, steps, pending;
     size_t     consumed2, produced2;
     uint8_t   *copy, *in, *plain, *plain2;
@@ -381,7 +381,14 @@ fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
         if (rc == VMESS_OK) {
             fuzz_assert(consumed > 0 || produced > 0, "OK makes progress");
             fuzz_assert(produced > 0 || b->eof, "OK without data is the end");
-            fuzz_assert(pending == 0 || consumed == pending,
+
+            /* security none over a stream passes on data as it comes */
+            partial = b->chunked && vmess_body_pending(b) > 0;
+
+            fuzz_assert(!partial || (b->bare && produced > 0),
+                        "only bare none passes on part of a chunk");
+            fuzz_assert(pending == 0 || consumed == pending
+                        || (partial && consumed < pending),
                         "a chunk waited for takes exactly its pending bytes");
 
             if (!b->chunked) {
@@ -399,7 +406,7 @@ fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
             fuzz_body_take(b, r, plain, produced);
 
             pos += consumed;
-            pending = 0;
+            pending = partial ? vmess_body_pending(b) : 0;
             continue;
         }
 
@@ -470,6 +477,14 @@ fuzz_body_take(const vmess_body_t *b, fuzz_body_result_t *r,
 {
     memcpy(r->out + r->out_len, plain, produced);
     r->out_len += produced;
+
+    if (vmess_body_pending(b) > 0) {
+        /* part of a chunk (bare none, in place): no boundary yet */
+        r->part += produced;
+        return;
+    }
+
+    r->part = 0;
 
     if (b->chunked && r->n_ends < FUZZ_ENDS_MAX) {
         r->ends[r->n_ends++] = r->out_len;

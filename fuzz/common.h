@@ -43,8 +43,10 @@ typedef struct {
     int                         eof;
     uint8_t                    *out;        /* plaintext, concatenated */
     size_t                      out_len;
-    size_t                     *ends;       /* chunked: end of each call */
+    size_t                     *ends;       /* chunked: end of each chunk */
     size_t                      n_ends;
+    size_t                      part;       /* of out: data of a chunk not
+                                               ended (bare none, in place) */
     int                         ends_lost;  /* more than FUZZ_ENDS_MAX */
     size_t                      consumed;
     size_t                      kept;       /* in place: left unconsumed

@@ -156,7 +156,8 @@ fuzz_compare(const fuzz_body_result_t *a, const fuzz_body_result_t *b)
 {
     fuzz_assert(a->rc == b->rc, "whole and split: result");
     fuzz_assert(a->eof == b->eof, "whole and split: eof");
-    fuzz_assert(a->out_len == b->out_len
+    /* the split feed may end inside a chunk it passed on in part */
+    fuzz_assert(a->part == 0 && a->out_len == b->out_len - b->part
                 && memcmp(a->out, b->out, a->out_len) == 0,
                 "whole and split: plaintext");
     fuzz_assert(a->n_ends == b->n_ends

@@ -90,6 +90,9 @@ echo_ok('echo 4 MiB in v2ray-sized chunks', 4194304, '-u', $alice,
         '--chunk', '2030');
 echo_ok('echo 1 MiB in 60000-byte chunks', 1048576, '-u', $alice,
         '--chunk', '60000');
+# none: a chunk over several proxy buffers is passed on as it comes
+echo_ok('echo 1 MiB in 60000-byte chunks, none', 1048576, '-u', $alice,
+        '-S', 'none', '--chunk', '60000');
 echo_ok('echo 1 byte', 1, '-u', $alice);
 echo_ok('legacy header, primary id', 1048576, '-u', $alice, '--legacy');
 echo_ok('legacy header, alter ids', 1048576, '-u', $bob, '--legacy',
@@ -147,7 +150,7 @@ ok($plain_rc == 1
 $t->stop();
 
 my @log = split /\n/, VMessTest::read_file($t->dir() . '/access.log');
-my $sessions = @cases + 5 + 8 + @empty;
+my $sessions = @cases + 6 + 8 + @empty;
 is(scalar @log, $sessions, "one access log line per session ($sessions)");
 is($log[0], "ok|alice\@example.com|$alice|127.0.0.1:$echo|127.0.0.1|$echo|"
             . "tcp|aes-128-gcm|aead", 'variables of an AEAD session');

@@ -414,7 +414,11 @@ int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
  * vmess_body_pending tells how many bytes it needs): call again when they
  * are all contiguous in one in, or with stage != 0 to gather them in
  * staging; once a chunk is partly staged, the rest of it is staged
- * whatever stage says.  Raw mode decrypts all of in where it lies.
+ * whatever stage says.  Security none over a stream (TCP, mux: no tag,
+ * no padding, no datagrams) instead passes on the data of a chunk not
+ * wholly inside in as it comes, all but its last byte (VMESS_OK, *plain
+ * inside in, vmess_body_pending still > 0); only that byte may wait.  Raw mode
+ * decrypts all of in where it lies.
  */
 int vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len,
     int stage, size_t *consumed, uint8_t **plain, size_t *produced);

@@ -78,7 +78,8 @@ static uint8_t *test_dup(const uint8_t *p, size_t len);
 static int test_inside(const uint8_t *p, size_t n, const uint8_t *buf,
     size_t len);
 static void test_sink_init(test_sink_t *sink, size_t cap);
-static int test_sink_take(test_sink_t *sink, int chunked, size_t made);
+static int test_sink_take(test_sink_t *sink, int chunked, size_t made,
+    int partial);
 static size_t test_piece(int mode, size_t left);
 static int test_seal(vmess_body_t *b, int inplace, const uint8_t *in,
     size_t len, const uint8_t *pad, uint8_t *out, size_t cap,
@@ -305,10 +306,11 @@ test_sink_init(test_sink_t *sink, size_t cap)
 /* made bytes of plaintext were put at sink->buf + sink->len */
 
 static int
-test_sink_take(test_sink_t *sink, int chunked, size_t made)
+test_sink_take(test_sink_t *sink, int chunked, size_t made, int partial)
 {
-    if (!chunked) {
-        /* a raw stream has no boundaries to keep */
+    if (!chunked || partial) {
+        /* a raw stream has no boundaries to keep; a part of a chunk ends
+         * none */
         sink->len += made;
         return VMESS_OK;
     }
@@ -435,7 +437,7 @@ test_feed(vmess_body_t *b, const uint8_t *in, size_t len, test_sink_t *sink,
         }
 
         if (made > 0) {
-            rc = test_sink_take(sink, b->chunked, made);
+            rc = test_sink_take(sink, b->chunked, made, 0);
             if (rc != VMESS_OK) {
                 return rc;
             }
@@ -490,7 +492,7 @@ static int
 test_decode_inplace(vmess_body_t *b, uint8_t *wire, size_t len, int mode,
     int reader, test_sink_t *sink, uint8_t *staging)
 {
-    int       rc, stage, short_by;
+    int       rc, stage, short_by, partial;
     size_t    pos, end, left, used, made, pending;
     uint8_t  *plain;
 
@@ -541,10 +543,23 @@ test_decode_inplace(vmess_body_t *b, uint8_t *wire, size_t len, int mode,
             return VMESS_ERR_INVALID;
         }
 
+        /* security none over a stream passes on a chunk's data as it
+         * comes */
+        partial = rc == VMESS_OK && b->chunked && vmess_body_pending(b) > 0;
+
+        if (partial
+            && (!b->bare || made == 0
+                || !test_inside(plain, made, wire + pos, used)))
+        {
+            unit_diag("in place: part of a chunk, security %d, produced %zu,"
+                      " consumed %zu of %zu", b->security, made, used, left);
+            return VMESS_ERR_INVALID;
+        }
+
         if ((short_by == 0
              && (rc == VMESS_AGAIN || (rc == VMESS_OK && used != left)))
             || (short_by == 1 && rc != VMESS_AGAIN
-                && rc != VMESS_NEED_STAGING))
+                && rc != VMESS_NEED_STAGING && !partial))
         {
             unit_diag("in place: window of pending %s: rc %d, consumed %zu"
                       " of %zu", short_by ? "- 1" : "bytes", rc, used, left);
@@ -611,7 +626,7 @@ test_decode_inplace(vmess_body_t *b, uint8_t *wire, size_t len, int mode,
 
             memcpy(sink->buf + sink->len, plain, made);
 
-            rc = test_sink_take(sink, b->chunked, made);
+            rc = test_sink_take(sink, b->chunked, made, partial);
             if (rc != VMESS_OK) {
                 return rc;
             }
@@ -825,7 +840,12 @@ test_inplace_where(const vmess_body_t *b, const test_sink_t *sink, int where)
                && sink->from_staging == 0;
 
     case TEST_IN_STAGING:
-        /* a raw stream has nothing to gather */
+        /* a raw stream has nothing to gather, nor has security none
+         * over a stream: byte by byte a chunk's last byte comes alone */
+        if (b->bare) {
+            return sink->staging_asked == 0 && sink->from_staging == 0;
+        }
+
         return b->chunked ? sink->staging_asked == 1
                             && sink->from_staging == sink->n
                           : sink->from_staging == 0;
@@ -853,6 +873,11 @@ test_vector_inplace(const char *name, const vmess_session_t *s, int dir,
         "all in the input, no staging", "all in staging", "input or staging"
     };
 
+    static const char  *wheres_none[] = {
+        "all in the input, no staging", "all in the input, as it comes",
+        "input or staging"
+    };
+
     for (k = 0; k < TEST_INPLACE_N; k++) {
         p = &test_inplace[k];
         wire = test_dup(e->stream, e->stream_len);
@@ -866,7 +891,9 @@ test_vector_inplace(const char *name, const vmess_session_t *s, int dir,
            && test_inplace_where(&b, &sink, p->where),
            "%s %s opened in place, %s (%zu chunks%s): %s, rc %d", name,
            test_dirs[dir], p->name, e->n, e->end ? " + end" : "",
-           b.chunked ? wheres[p->where] : "raw, all where it lies", rc);
+           !b.chunked ? "raw, all where it lies"
+           : b.bare ? wheres_none[p->where]
+           : wheres[p->where], rc);
 
         vmess_body_free(&b);
         free(sink.buf);
