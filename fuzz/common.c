@@ -385,8 +385,10 @@ fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
             /* security none over a stream passes on data as it comes */
             partial = b->chunked && vmess_body_pending(b) > 0;
 
-            fuzz_assert(!partial || (b->bare && produced > 0),
-                        "only bare none passes on part of a chunk");
+            fuzz_assert(!partial || (b->bare && produced > 0
+                                     && consumed == win),
+                        "only bare none passes on part of a chunk, all of"
+                        " the input");
             fuzz_assert(pending == 0 || consumed == pending
                         || (partial && consumed < pending),
                         "a chunk waited for takes exactly its pending bytes");

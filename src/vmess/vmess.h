@@ -415,9 +415,9 @@ int vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
  * are all contiguous in one in, or with stage != 0 to gather them in
  * staging; once a chunk is partly staged, the rest of it is staged
  * whatever stage says.  Security none over a stream (TCP, mux: no tag,
- * no padding, no datagrams) instead passes on the data of a chunk not
- * wholly inside in as it comes, all but its last byte (VMESS_OK, *plain
- * inside in, vmess_body_pending still > 0); only that byte may wait.  Raw mode
+ * no padding, no datagrams) never waits or stages: the data of a chunk
+ * not wholly inside in is passed on as it comes (VMESS_OK, *plain inside
+ * in, all of in consumed, vmess_body_pending still > 0).  Raw mode
  * decrypts all of in where it lies.
  */
 int vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len,

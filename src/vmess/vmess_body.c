@@ -877,27 +877,18 @@ vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len, int stage,
 
     /*
      * In place, security none over a stream (not UDP, where a chunk is a
-     * datagram) has no tag to wait for and no padding: data that has come
-     * is passed on where it lies, without staging.  The chunk's last byte
-     * stays behind, so that the chunk still ends (and is counted) below
-     * and only a chunk without data is the end marker.
+     * datagram) has no tag to wait for and no padding: the data of a
+     * chunk that has not all come is passed on where it lies, without
+     * staging.  Some of it is still to come, so the chunk still ends (and
+     * is counted) below, and only a chunk without data is the end marker.
      */
-    if (avail < need && out == NULL && b->bare && b->staged == 0
-        && b->chunk_len > 1)
-    {
-        take = b->chunk_len - 1;
-        if (take > avail) {
-            take = avail;
-        }
+    if (out == NULL && b->bare && avail > 0 && avail < need) {
+        b->chunk_len -= avail;
+        *plain = in + pos;
+        *produced = avail;
+        *consumed = len;
 
-        if (take > 0) {
-            b->chunk_len -= take;
-            *plain = in + pos;
-            *produced = take;
-            *consumed = pos + take;
-
-            return VMESS_OK;
-        }
+        return VMESS_OK;
     }
 
     if (avail < need) {

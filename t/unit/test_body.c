@@ -548,7 +548,7 @@ test_decode_inplace(vmess_body_t *b, uint8_t *wire, size_t len, int mode,
         partial = rc == VMESS_OK && b->chunked && vmess_body_pending(b) > 0;
 
         if (partial
-            && (!b->bare || made == 0
+            && (!b->bare || made == 0 || used != left
                 || !test_inside(plain, made, wire + pos, used)))
         {
             unit_diag("in place: part of a chunk, security %d, produced %zu,"
