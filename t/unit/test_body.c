@@ -841,7 +841,7 @@ test_inplace_where(const vmess_body_t *b, const test_sink_t *sink, int where)
 
     case TEST_IN_STAGING:
         /* a raw stream has nothing to gather, nor has security none
-         * over a stream: byte by byte a chunk's last byte comes alone */
+         * over a stream, which passes data on as it comes */
         if (b->bare) {
             return sink->staging_asked == 0 && sink->from_staging == 0;
         }
