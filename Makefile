@@ -5,6 +5,7 @@
 #   make deps         install the Debian packages the project needs
 #   make test         deps + build + the whole prove suite
 #   make run          deps + build + start a VMess server on 127.0.0.1
+#   make callgraph    which glue file calls which; fails on a call loop
 #   make unit-asan    the core unit tests under ASan+UBSan
 #   make bench-core   codec throughput next to bare OpenSSL EVP loops
 #   make bench        server CPU, handshakes and memory against v2ray and
@@ -44,13 +45,15 @@ DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so
 NGINX_BIN  := /usr/sbin/nginx
+GLUE_OBJS  := $(OBJS)/ngxdev/objs/addon/src
 else
 MODULE_SO  := $(NGINX_SRC)/objs/ngx_stream_vmess_module.so
 NGINX_BIN  := $(NGINX_SRC)/objs/nginx
+GLUE_OBJS  := $(NGINX_SRC)/objs/addon/src
 endif
 
 .PHONY: all deps module unit tools test run unit-asan asan bench-core \
-        bench fuzz clean style valgrind
+        bench fuzz clean style callgraph valgrind
 
 all: module unit tools
 
@@ -124,7 +127,12 @@ style:
 	@! grep -nE '.{81,}' $(CHECKED) || { echo "lines over 80 columns"; exit 1; }
 	@! grep -nE '(^|[^:])//' $(CHECKED) || { echo "// comments found"; exit 1; }
 
-test: deps all style
+# which glue file calls which (objs/callgraph.txt); fails on a call loop
+callgraph: module
+	tools/callgraph $(GLUE_OBJS)/ngx_stream_vmess_*.o > $(OBJS)/callgraph.txt
+	@tail -n 1 $(OBJS)/callgraph.txt
+
+test: deps all style callgraph
 	NGINX_BIN=$(NGINX_BIN) VMESS_MODULE=$(MODULE_SO) prove -r t/
 
 run: deps all

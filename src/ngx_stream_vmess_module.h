@@ -1,5 +1,10 @@
 /*
- * ngx_stream_vmess_module: types shared by the glue files.
+ * ngx_stream_vmess_module: the one internal header of the glue.
+ *
+ * It declares the configuration, the session ctx, the module's own relay
+ * (UDP command and Mux.Cool) and every call one glue file makes into
+ * another; src/README says which file owns which phase.  No glue file
+ * uses another's statics.
  */
 
 #ifndef NGX_STREAM_VMESS_MODULE_H
@@ -10,11 +15,13 @@
 #include <ngx_stream.h>
 
 #include "vmess.h"
-#include "ngx_stream_vmess_ws.h"
 
 
 /* a free bit of c->buffered: the filter still holds data of a direction */
 #define NGX_STREAM_VMESS_BUFFERED       0x20
+
+/* the bufs of the inbound filter and of the module's own relay */
+#define NGX_STREAM_VMESS_TAG            (ngx_buf_tag_t) &ngx_stream_vmess_module
 
 /* a destination as text: an IP address and a port, never a socket path */
 #if (NGX_HAVE_INET6)
@@ -56,6 +63,20 @@
 /* chunk plaintext per sealed response chunk */
 #define NGX_STREAM_VMESS_SEAL_MAX       16384
 
+/* WebSocket: room in front of each encoder buffer for a pong (2 + 125)
+ * and a frame header; room behind it for a close frame (1000) */
+#define NGX_STREAM_VMESS_WS_HEADROOM    136
+#define NGX_STREAM_VMESS_WS_TAILROOM    4
+
+/* the module's own relay: free room in front of an upstream read */
+#define NGX_STREAM_VMESS_OWN_HEADROOM   16
+
+/* how a sub-session's upstream side ended (ngx_stream_vmess_own_ops_t) */
+#define NGX_STREAM_VMESS_SUB_TIMEDOUT   0
+#define NGX_STREAM_VMESS_SUB_EOF        1
+#define NGX_STREAM_VMESS_SUB_RECV_ERROR 2
+#define NGX_STREAM_VMESS_SUB_FAILED     3
+
 
 typedef struct {
     u_char                          id[16];
@@ -63,6 +84,14 @@ typedef struct {
     ngx_str_t                       name;       /* email, else uuid */
     ngx_uint_t                      alter_ids;
 } ngx_stream_vmess_user_conf_t;
+
+
+typedef struct {
+    ngx_str_t                       path;
+    ngx_str_t                       host;
+    ngx_str_t                       real_ip_header;
+    size_t                          max_frame;
+} ngx_stream_vmess_ws_conf_t;
 
 
 typedef struct {
@@ -99,6 +128,21 @@ typedef struct {
 } ngx_stream_vmess_srv_conf_t;
 
 
+/* "proxy_vmess": the outbound */
+
+typedef struct {
+    ngx_flag_t                      enable;
+    ngx_str_t                       uuid;
+    ngx_uint_t                      security;   /* wire nibble */
+    ngx_uint_t                      options;
+    ngx_str_t                       security_name;
+    ngx_stream_complex_value_t     *target;
+    vmess_user_t                   *user;
+} ngx_stream_vmess_proxy_srv_conf_t;
+
+
+/* one direction of a filter: own links to its input, own output bufs */
+
 typedef struct {
     ngx_chain_t                    *in;         /* own links, unconsumed */
     ngx_chain_t                    *free;       /* own output buffers */
@@ -114,6 +158,40 @@ typedef struct {
     unsigned                        eof:1;      /* VMess end chunk seen */
     unsigned                        shut:1;     /* upstream half-closed */
 } ngx_stream_vmess_dir_t;
+
+
+/* the WebSocket transport of a session, after the 101 */
+
+typedef struct {
+    u_char                         *w;          /* preread: unframed end */
+    ngx_str_t                       early;
+
+    ngx_uint_t                      state;
+    u_char                          hdr[14];
+    ngx_uint_t                      hlen;
+    ngx_uint_t                      need;
+    uint64_t                        left;       /* payload left in frame */
+    size_t                          max_frame;
+    u_char                          mask[4];
+    ngx_uint_t                      mpos;
+    ngx_uint_t                      opcode;
+
+    u_char                          ctl[125];   /* control frame payload */
+    size_t                          ctl_len;
+    u_char                          reply[125]; /* queued pong or close */
+    size_t                          reply_len;
+    ngx_uint_t                      reply_opcode;
+
+    unsigned                        fin:1;
+    unsigned                        control:1;
+    unsigned                        in_message:1;
+    unsigned                        closed:1;
+    unsigned                        close_sent:1;
+    unsigned                        proxy_protocol_seen:1;
+} ngx_stream_vmess_ws_t;
+
+
+typedef struct ngx_stream_vmess_own_s  ngx_stream_vmess_own_t;
 
 
 typedef struct {
@@ -160,37 +238,188 @@ typedef struct {
     ngx_stream_vmess_dir_t          dir[2];     /* 0: to upstream */
 
     ngx_stream_vmess_ws_t          *ws;         /* after the 101 */
-    void                           *own;        /* UDP/mux session */
+    ngx_stream_vmess_own_t         *own;        /* UDP/mux session */
 } ngx_stream_vmess_ctx_t;
 
 
-ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
-ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d, size_t size, ngx_uint_t max,
-    ngx_buf_tag_t tag);
-void ngx_stream_vmess_consumed(ngx_stream_session_t *s,
-    ngx_stream_vmess_dir_t *d);
-ngx_int_t ngx_stream_vmess_proxy_init(ngx_conf_t *cf, ngx_uint_t upper);
+/*
+ * The module's own relay (ngx_stream_vmess_upstream.c): one client
+ * connection and its sub-sessions, each with an upstream connection of
+ * ours.  The UDP command has one sub-session, Mux.Cool many; what differs
+ * between them is behind ops.
+ */
 
-char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+typedef struct ngx_stream_vmess_sub_s  ngx_stream_vmess_sub_t;
+
+typedef struct {
+    /* the plaintext in own->plain, to the upstreams: NGX_OK when used up,
+     * NGX_AGAIN when paused, NGX_ERROR to close the session */
+    ngx_int_t                     (*input)(ngx_stream_vmess_own_t *own);
+    /* len bytes read from sub's upstream at data, with OWN_HEADROOM free
+     * bytes in front, to the client */
+    ngx_int_t                     (*output)(ngx_stream_vmess_sub_t *sub,
+                                            u_char *data, size_t len);
+    /* sub's upstream side ended: NGX_STREAM_VMESS_SUB_* */
+    void                          (*ended)(ngx_stream_vmess_sub_t *sub,
+                                           ngx_uint_t how);
+} ngx_stream_vmess_own_ops_t;
+
+
+struct ngx_stream_vmess_sub_s {
+    ngx_queue_t                     queue;
+    ngx_stream_vmess_own_t         *own;
+    ngx_pool_t                     *pool;
+    ngx_peer_connection_t           peer;
+    ngx_resolver_ctx_t             *rctx;
+    ngx_buf_t                      *out;        /* to the upstream */
+    ngx_str_t                       host;
+    ngx_str_t                       name;       /* addr:port */
+    in_port_t                       port;
+    ngx_sockaddr_t                  sockaddr;
+    socklen_t                       socklen;
+    ngx_uint_t                      id;
+    unsigned                        udp:1;
+    unsigned                        connected:1;
+    unsigned                        end:1;      /* client sent End */
+    unsigned                        drop:1;     /* current datagram lost */
+};
+
+
+struct ngx_stream_vmess_own_s {
+    ngx_stream_session_t           *session;
+    ngx_stream_vmess_ctx_t         *ctx;
+    ngx_stream_vmess_srv_conf_t    *conf;
+    const ngx_stream_vmess_own_ops_t  *ops;
+    ngx_buf_t                      *plain;      /* one opened chunk */
+    u_char                         *rbuf;       /* upstream reads */
+    ngx_queue_t                     subs;
+    ngx_uint_t                      nsubs;
+    ngx_uint_t                      opened;     /* $vmess_mux_sessions */
+    ngx_uint_t                      dropped;    /* datagrams > 2048 */
+    ngx_stream_vmess_sub_t         *cur;        /* owner of frame data */
+    ngx_stream_vmess_sub_t         *paused;     /* its buffer is full */
+    vmess_mux_reader_t              reader;
+    vmess_mux_frame_t               frame;
+    ngx_stream_vmess_dir_t          out;        /* to the client */
+    ngx_msec_t                      timeout;
+    unsigned                        mux:1;
+    unsigned                        blocked:1;  /* no output buffer */
+    unsigned                        finishing:1;
+    unsigned                        error:1;
+};
+
+
+/* ngx_stream_vmess_users.c: "vmess_user", "vmess_user_file" */
+char *ngx_stream_vmess_user(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_stream_vmess_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
-    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
-ngx_int_t ngx_stream_vmess_ws_input(ngx_stream_session_t *s,
-    ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
-void ngx_stream_vmess_ws_wrap(ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
+char *ngx_stream_vmess_init_users(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf);
 
-ngx_uint_t ngx_stream_vmess_private_addr(struct sockaddr *sa);
-
-ngx_int_t ngx_stream_vmess_own_init(ngx_conf_t *cf);
-ngx_int_t ngx_stream_vmess_mux_sessions_variable(ngx_stream_session_t *s,
-    ngx_stream_variable_value_t *v, uintptr_t data);
-
+/* ngx_stream_vmess_zone.c: the replay filter */
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
     const u_char *authid, time_t timestamp);
 
+/* ngx_stream_vmess_variables.c */
+ngx_int_t ngx_stream_vmess_add_variables(ngx_conf_t *cf);
+
+/* ngx_stream_vmess_preread.c: the preread and log phases */
+ngx_int_t ngx_stream_vmess_preread_handler(ngx_stream_session_t *s);
+ngx_int_t ngx_stream_vmess_log_handler(ngx_stream_session_t *s);
+ngx_uint_t ngx_stream_vmess_security_mask(ngx_str_t *name);
+ngx_str_t *ngx_stream_vmess_security_name(ngx_uint_t mask);
+
+/* ngx_stream_vmess_refuse.c: input that did not authenticate */
+ngx_int_t ngx_stream_vmess_refuse(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    ngx_uint_t status, ngx_uint_t level, ngx_str_t *reason);
+
+/* ngx_stream_vmess_policy.c: destinations */
+ngx_uint_t ngx_stream_vmess_private_addr(struct sockaddr *sa);
+ngx_resolver_ctx_t *ngx_stream_vmess_resolve_start(ngx_stream_session_t *s,
+    ngx_pool_t *pool, ngx_str_t *name, ngx_resolver_handler_pt handler,
+    void *data);
+void ngx_stream_vmess_resolved_addr(ngx_resolver_ctx_t *rctx,
+    ngx_flag_t allow_private, ngx_sockaddr_t *sockaddr, socklen_t *socklen);
+ngx_int_t ngx_stream_vmess_destination(ngx_log_t *log, ngx_pool_t *pool,
+    ngx_sockaddr_t *sockaddr, socklen_t socklen, in_port_t port,
+    ngx_flag_t allow_private, ngx_str_t *name);
+
+/* ngx_stream_vmess_ws.c, ngx_stream_vmess_ws_frame.c: WebSocket */
+char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+ngx_int_t ngx_stream_vmess_ws_unframe(ngx_stream_session_t *s,
+    ngx_stream_vmess_ws_t *ws, u_char *p, u_char *last, u_char **w);
+ngx_int_t ngx_stream_vmess_ws_input(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
+void ngx_stream_vmess_ws_wrap(ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
+
+/* ngx_stream_vmess_buf.c: own bufs and input links of a direction */
+ngx_chain_t *ngx_stream_vmess_get_buf(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d, size_t size, ngx_uint_t max,
+    ngx_buf_tag_t tag);
+void ngx_stream_vmess_put_buf(ngx_stream_vmess_dir_t *d, ngx_chain_t *cl);
+ngx_int_t ngx_stream_vmess_add_input(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d, ngx_chain_t *in);
+void ngx_stream_vmess_consumed(ngx_stream_session_t *s,
+    ngx_stream_vmess_dir_t *d);
+
+/* ngx_stream_vmess_codec.c: the chunk codecs of a session */
+ngx_int_t ngx_stream_vmess_codecs_init(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_session_t *sess, ngx_flag_t strict);
+ngx_int_t ngx_stream_vmess_staging(ngx_pool_t *pool, vmess_body_t *body,
+    u_char **staging);
+ngx_int_t ngx_stream_vmess_response_header(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b);
+int ngx_stream_vmess_seal_input(ngx_stream_session_t *s, vmess_body_t *body,
+    u_char *pad, ngx_stream_vmess_dir_t *d, ngx_buf_t *b);
+int ngx_stream_vmess_seal_last(vmess_body_t *body, u_char *pad,
+    ngx_stream_vmess_dir_t *d, ngx_buf_t *b);
+void ngx_stream_vmess_check_wrap(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_body_t *b);
+ngx_int_t ngx_stream_vmess_chunk_error(ngx_stream_session_t *s, int rc,
+    const char *dir);
+
+/* ngx_stream_vmess_filter.c: the inbound filter */
+ngx_int_t ngx_stream_vmess_filter_init(ngx_conf_t *cf);
+
+/* ngx_stream_vmess_proxy.c, ngx_stream_vmess_proxy_filter.c: the
+ * outbound ("proxy_vmess") */
+ngx_int_t ngx_stream_vmess_proxy_init(ngx_conf_t *cf, ngx_uint_t upper);
+ngx_int_t ngx_stream_vmess_proxy_filter_init(ngx_conf_t *cf,
+    ngx_uint_t upper);
+
+/* ngx_stream_vmess_content.c: the content phase */
+void ngx_stream_vmess_content_handler(ngx_stream_session_t *s);
+
+/* ngx_stream_vmess_udp.c, ngx_stream_vmess_mux.c: the own relay's modes */
+void ngx_stream_vmess_udp_start(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+void ngx_stream_vmess_mux_start(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+ngx_int_t ngx_stream_vmess_mux_sessions_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+
+/* ngx_stream_vmess_upstream.c: the own relay */
+ngx_stream_vmess_own_t *ngx_stream_vmess_own_create(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    const ngx_stream_vmess_own_ops_t *ops);
+void ngx_stream_vmess_own_run(ngx_stream_vmess_own_t *own);
+ngx_int_t ngx_stream_vmess_own_send(ngx_stream_vmess_own_t *own,
+    u_char *data, size_t len, ngx_uint_t end);
+void ngx_stream_vmess_own_finalize(ngx_stream_vmess_own_t *own,
+    ngx_uint_t rc);
+ngx_stream_vmess_sub_t *ngx_stream_vmess_sub_create(
+    ngx_stream_vmess_own_t *own, ngx_uint_t id, ngx_uint_t udp);
+ngx_int_t ngx_stream_vmess_sub_connect(ngx_stream_vmess_sub_t *sub);
+ngx_int_t ngx_stream_vmess_sub_flush(ngx_stream_vmess_sub_t *sub);
+void ngx_stream_vmess_sub_close(ngx_stream_vmess_sub_t *sub);
+
 
 extern ngx_module_t  ngx_stream_vmess_module;
+extern ngx_module_t  ngx_stream_vmess_proxy_module;
 
 #endif /* NGX_STREAM_VMESS_MODULE_H */
