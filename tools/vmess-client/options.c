@@ -27,6 +27,25 @@ typedef struct {
 } client_security_t;
 
 
+/* the command line as typed, before it is checked */
+typedef struct {
+    const char                 *server;
+    const char                 *target;
+    const char                 *uuid;
+    const char                 *security;
+    const char                 *opt;
+    unsigned                    extra;         /* option bits added */
+    int                         udp;
+    int                         hold_opts;     /* any of hold's own */
+} client_args_t;
+
+
+static int client_parse_flag(const char *arg, client_args_t *a);
+static void client_parse_value(const char *arg, const char *val,
+    client_args_t *a);
+static void client_check_modes(client_args_t *a);
+static void client_set_defaults(client_args_t *a);
+static int client_parse_user(client_args_t *a);
 static int client_parse_mode(const char *name, int udp);
 static int client_parse_security(const char *name, int *options);
 static int client_parse_size(const char *s, uint64_t max, uint64_t *out);
@@ -179,22 +198,20 @@ client_header_file_t   header_file;
 int
 client_parse_args(int argc, char **argv)
 {
-    int          i, udp, options, hold_opts;
-    char        *end;
-    unsigned     extra;
-    uint64_t     v;
-    const char  *arg, *val, *server, *target, *uuid, *security, *opt;
+    int            i;
+    const char    *arg;
+    client_args_t  a;
 
     memset(&conf, 0, sizeof(client_conf_t));
 
-    server = "127.0.0.1:10086";
-    target = NULL;
-    uuid = NULL;
-    security = "aes-128-gcm";
-    opt = NULL;
-    extra = 0;
-    udp = 0;
-    hold_opts = 0;
+    a.server = "127.0.0.1:10086";
+    a.target = NULL;
+    a.uuid = NULL;
+    a.security = "aes-128-gcm";
+    a.opt = NULL;
+    a.extra = 0;
+    a.udp = 0;
+    a.hold_opts = 0;
     conf.command = VMESS_CMD_TCP;
     conf.parallel = 1;
     conf.timeout_ms = 10000;
@@ -218,48 +235,7 @@ client_parse_args(int argc, char **argv)
             continue;
         }
 
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            fputs(client_usage_text, stdout);
-            exit(CLIENT_OK);
-        }
-
-        if (strcmp(arg, "--padding") == 0) {
-            extra |= VMESS_OPT_GLOBAL_PADDING | VMESS_OPT_CHUNK_MASKING;
-            continue;
-        }
-
-        if (strcmp(arg, "--auth-length") == 0) {
-            extra |= VMESS_OPT_AUTH_LENGTH;
-            continue;
-        }
-
-        if (strcmp(arg, "--legacy") == 0) {
-            conf.legacy = 1;
-            continue;
-        }
-
-        if (strcmp(arg, "--udp") == 0) {
-            udp = 1;
-            continue;
-        }
-
-        if (strcmp(arg, "--plain") == 0) {
-            conf.plain = 1;
-            continue;
-        }
-
-        if (strcmp(arg, "--unchecked") == 0) {
-            conf.unchecked = 1;
-            continue;
-        }
-
-        if (strcmp(arg, "-q") == 0) {
-            conf.quiet = 1;
-            continue;
-        }
-
-        if (strcmp(arg, "-v") == 0) {
-            conf.verbose = 1;
+        if (client_parse_flag(arg, &a) == 0) {
             continue;
         }
 
@@ -269,103 +245,7 @@ client_parse_args(int argc, char **argv)
             client_die("option %s needs a value", arg);
         }
 
-        val = argv[++i];
-
-        if (strcmp(arg, "-s") == 0) {
-            server = val;
-
-        } else if (strcmp(arg, "-u") == 0) {
-            uuid = val;
-
-        } else if (strcmp(arg, "-t") == 0) {
-            target = val;
-
-        } else if (strcmp(arg, "-S") == 0) {
-            security = val;
-
-        } else if (strcmp(arg, "-o") == 0) {
-            opt = val;
-
-        } else if (strcmp(arg, "-n") == 0) {
-            if (client_parse_size(val, UINT64_MAX / 2, &conf.bytes) != 0) {
-                client_die("bad byte count \"%s\"", val);
-            }
-            conf.bytes_set = 1;
-
-        } else if (strcmp(arg, "-c") == 0) {
-            if (client_parse_size(val, 100000, &v) != 0 || v == 0) {
-                client_die("bad session count \"%s\"", val);
-            }
-            conf.parallel = (unsigned) v;
-
-        } else if (strcmp(arg, "-r") == 0) {
-            if (client_parse_size(val, UINT64_MAX / 2, &conf.sessions) != 0
-                || conf.sessions == 0)
-            {
-                client_die("bad session count \"%s\"", val);
-            }
-
-        } else if (strcmp(arg, "--chunk") == 0) {
-            if (client_parse_size(val, VMESS_CHUNK_MAX, &v) != 0 || v == 0) {
-                client_die("bad chunk size \"%s\"", val);
-            }
-            conf.chunk = (size_t) v;
-
-        } else if (strcmp(arg, "--alter-id") == 0) {
-            if (client_parse_size(val, 65535, &v) != 0) {
-                client_die("bad alter id count \"%s\"", val);
-            }
-            conf.alter_ids = (uint16_t) v;
-
-        } else if (strcmp(arg, "--command") == 0) {
-            if (client_parse_size(val, 255, &v) != 0) {
-                client_die("bad command \"%s\"", val);
-            }
-            conf.command = (uint8_t) v;
-
-        } else if (strcmp(arg, "--time-offset") == 0) {
-            errno = 0;
-            conf.time_offset = strtoll(val, &end, 10);
-            if (errno != 0 || end == val || *end != '\0') {
-                client_die("bad time offset \"%s\"", val);
-            }
-
-        } else if (strcmp(arg, "--timeout") == 0) {
-            if (client_parse_size(val, 86400, &v) != 0 || v == 0) {
-                client_die("bad timeout \"%s\"", val);
-            }
-            conf.timeout_ms = (int) v * 1000;
-
-        } else if (strcmp(arg, "--in-flight") == 0) {
-            if (client_parse_size(val, 100000, &v) != 0 || v == 0) {
-                client_die("bad in-flight count \"%s\"", val);
-            }
-            conf.in_flight = (unsigned) v;
-            hold_opts = 1;
-
-        } else if (strcmp(arg, "--hold") == 0) {
-            if (client_parse_size(val, 86400, &v) != 0) {
-                client_die("bad hold time \"%s\"", val);
-            }
-            conf.hold_ms = (int) v * 1000;
-            hold_opts = 1;
-
-        } else if (strcmp(arg, "--answer") == 0) {
-            if (client_parse_size(val, 86400, &v) != 0 || v == 0) {
-                client_die("bad answer time \"%s\"", val);
-            }
-            conf.answer_ms = (int) v * 1000;
-            hold_opts = 1;
-
-        } else if (strcmp(arg, "--replay-file") == 0) {
-            conf.replay_file = val;
-
-        } else if (strcmp(arg, "--send-header") == 0) {
-            conf.send_header = val;
-
-        } else {
-            client_die("unknown option %s", arg);
-        }
+        client_parse_value(arg, argv[++i], &a);
     }
 
     if (conf.mode_name == NULL) {
@@ -373,7 +253,7 @@ client_parse_args(int argc, char **argv)
         return CLIENT_FAIL;
     }
 
-    if (client_parse_mode(conf.mode_name, udp) != 0) {
+    if (client_parse_mode(conf.mode_name, a.udp) != 0) {
         client_die("unknown mode \"%s\"", conf.mode_name);
     }
 
@@ -384,11 +264,179 @@ client_parse_args(int argc, char **argv)
         return CLIENT_OK;
     }
 
+    client_check_modes(&a);
+    client_set_defaults(&a);
+
+    return client_parse_user(&a);
+}
+
+
+/* an option without a value: 0, else -1 */
+static int
+client_parse_flag(const char *arg, client_args_t *a)
+{
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+        fputs(client_usage_text, stdout);
+        exit(CLIENT_OK);
+    }
+
+    if (strcmp(arg, "--padding") == 0) {
+        a->extra |= VMESS_OPT_GLOBAL_PADDING | VMESS_OPT_CHUNK_MASKING;
+        return 0;
+    }
+
+    if (strcmp(arg, "--auth-length") == 0) {
+        a->extra |= VMESS_OPT_AUTH_LENGTH;
+        return 0;
+    }
+
+    if (strcmp(arg, "--legacy") == 0) {
+        conf.legacy = 1;
+        return 0;
+    }
+
+    if (strcmp(arg, "--udp") == 0) {
+        a->udp = 1;
+        return 0;
+    }
+
+    if (strcmp(arg, "--plain") == 0) {
+        conf.plain = 1;
+        return 0;
+    }
+
+    if (strcmp(arg, "--unchecked") == 0) {
+        conf.unchecked = 1;
+        return 0;
+    }
+
+    if (strcmp(arg, "-q") == 0) {
+        conf.quiet = 1;
+        return 0;
+    }
+
+    if (strcmp(arg, "-v") == 0) {
+        conf.verbose = 1;
+        return 0;
+    }
+
+    return -1;
+}
+
+
+static void
+client_parse_value(const char *arg, const char *val, client_args_t *a)
+{
+    char      *end;
+    uint64_t   v;
+
+    if (strcmp(arg, "-s") == 0) {
+        a->server = val;
+
+    } else if (strcmp(arg, "-u") == 0) {
+        a->uuid = val;
+
+    } else if (strcmp(arg, "-t") == 0) {
+        a->target = val;
+
+    } else if (strcmp(arg, "-S") == 0) {
+        a->security = val;
+
+    } else if (strcmp(arg, "-o") == 0) {
+        a->opt = val;
+
+    } else if (strcmp(arg, "-n") == 0) {
+        if (client_parse_size(val, UINT64_MAX / 2, &conf.bytes) != 0) {
+            client_die("bad byte count \"%s\"", val);
+        }
+        conf.bytes_set = 1;
+
+    } else if (strcmp(arg, "-c") == 0) {
+        if (client_parse_size(val, 100000, &v) != 0 || v == 0) {
+            client_die("bad session count \"%s\"", val);
+        }
+        conf.parallel = (unsigned) v;
+
+    } else if (strcmp(arg, "-r") == 0) {
+        if (client_parse_size(val, UINT64_MAX / 2, &conf.sessions) != 0
+            || conf.sessions == 0)
+        {
+            client_die("bad session count \"%s\"", val);
+        }
+
+    } else if (strcmp(arg, "--chunk") == 0) {
+        if (client_parse_size(val, VMESS_CHUNK_MAX, &v) != 0 || v == 0) {
+            client_die("bad chunk size \"%s\"", val);
+        }
+        conf.chunk = (size_t) v;
+
+    } else if (strcmp(arg, "--alter-id") == 0) {
+        if (client_parse_size(val, 65535, &v) != 0) {
+            client_die("bad alter id count \"%s\"", val);
+        }
+        conf.alter_ids = (uint16_t) v;
+
+    } else if (strcmp(arg, "--command") == 0) {
+        if (client_parse_size(val, 255, &v) != 0) {
+            client_die("bad command \"%s\"", val);
+        }
+        conf.command = (uint8_t) v;
+
+    } else if (strcmp(arg, "--time-offset") == 0) {
+        errno = 0;
+        conf.time_offset = strtoll(val, &end, 10);
+        if (errno != 0 || end == val || *end != '\0') {
+            client_die("bad time offset \"%s\"", val);
+        }
+
+    } else if (strcmp(arg, "--timeout") == 0) {
+        if (client_parse_size(val, 86400, &v) != 0 || v == 0) {
+            client_die("bad timeout \"%s\"", val);
+        }
+        conf.timeout_ms = (int) v * 1000;
+
+    } else if (strcmp(arg, "--in-flight") == 0) {
+        if (client_parse_size(val, 100000, &v) != 0 || v == 0) {
+            client_die("bad in-flight count \"%s\"", val);
+        }
+        conf.in_flight = (unsigned) v;
+        a->hold_opts = 1;
+
+    } else if (strcmp(arg, "--hold") == 0) {
+        if (client_parse_size(val, 86400, &v) != 0) {
+            client_die("bad hold time \"%s\"", val);
+        }
+        conf.hold_ms = (int) v * 1000;
+        a->hold_opts = 1;
+
+    } else if (strcmp(arg, "--answer") == 0) {
+        if (client_parse_size(val, 86400, &v) != 0 || v == 0) {
+            client_die("bad answer time \"%s\"", val);
+        }
+        conf.answer_ms = (int) v * 1000;
+        a->hold_opts = 1;
+
+    } else if (strcmp(arg, "--replay-file") == 0) {
+        conf.replay_file = val;
+
+    } else if (strcmp(arg, "--send-header") == 0) {
+        conf.send_header = val;
+
+    } else {
+        client_die("unknown option %s", arg);
+    }
+}
+
+
+/* the options that work with some modes only */
+static void
+client_check_modes(client_args_t *a)
+{
     if (conf.listen != NULL) {
         client_die("unexpected argument \"%s\"", conf.listen);
     }
 
-    if (hold_opts && conf.mode != MODE_HOLD) {
+    if (a->hold_opts && conf.mode != MODE_HOLD) {
         client_die("--in-flight, --hold and --answer work with hold only");
     }
 
@@ -406,7 +454,7 @@ client_parse_args(int argc, char **argv)
         client_die("hold: -c is the number of sessions (no -r)");
     }
 
-    if (udp) {
+    if (a->udp) {
         conf.command = VMESS_CMD_UDP;
     }
 
@@ -421,19 +469,29 @@ client_parse_args(int argc, char **argv)
     {
         client_die("--command %u works with raw only", conf.command);
     }
+}
 
-    conf.security = (uint8_t) client_parse_security(security, &options);
 
-    if (opt != NULL) {
+/* security and options, sizes and counts: given, else the mode's own */
+static void
+client_set_defaults(client_args_t *a)
+{
+    int        options;
+    char      *end;
+    uint64_t   v;
+
+    conf.security = (uint8_t) client_parse_security(a->security, &options);
+
+    if (a->opt != NULL) {
         errno = 0;
-        v = strtoul(opt, &end, 16);
-        if (errno != 0 || end == opt || *end != '\0' || v > 0xff) {
-            client_die("bad option byte \"%s\"", opt);
+        v = strtoul(a->opt, &end, 16);
+        if (errno != 0 || end == a->opt || *end != '\0' || v > 0xff) {
+            client_die("bad option byte \"%s\"", a->opt);
         }
         options = (int) v;
     }
 
-    conf.options = (uint8_t) (options | extra);
+    conf.options = (uint8_t) (options | a->extra);
 
     if (conf.chunk == 0) {
         conf.chunk = (conf.command == VMESS_CMD_UDP) ? 1024 : 16384;
@@ -473,36 +531,42 @@ client_parse_args(int argc, char **argv)
     if (conf.mode == MODE_RAW && conf.sessions != 1) {
         client_die("raw runs one session");
     }
+}
 
+
+/* the header file, or the user and the target, then the server */
+static int
+client_parse_user(client_args_t *a)
+{
     if (conf.send_header != NULL) {
         if (conf.mode != MODE_RAW) {
             client_die("--send-header works with raw only");
         }
         client_load_header_file(conf.send_header);
-        return client_parse_server(server);
+        return client_parse_server(a->server);
     }
 
     if (conf.plain) {
-        return client_parse_server(server);
+        return client_parse_server(a->server);
     }
 
-    if (uuid == NULL) {
+    if (a->uuid == NULL) {
         client_die("-u uuid is required");
     }
 
-    if (vmess_uuid_parse(uuid, strlen(uuid), conf.id) != VMESS_OK) {
-        client_die("bad uuid \"%s\"", uuid);
+    if (vmess_uuid_parse(a->uuid, strlen(a->uuid), conf.id) != VMESS_OK) {
+        client_die("bad uuid \"%s\"", a->uuid);
     }
 
     conf.have_id = 1;
 
     if (conf.command != VMESS_CMD_MUX) {
-        if (target == NULL) {
+        if (a->target == NULL) {
             client_die("-t host:port is required");
         }
 
-        if (client_parse_target(target) != 0) {
-            client_die("bad target \"%s\"", target);
+        if (client_parse_target(a->target) != 0) {
+            client_die("bad target \"%s\"", a->target);
         }
     }
 
@@ -511,7 +575,7 @@ client_parse_args(int argc, char **argv)
                    " primary id only)");
     }
 
-    return client_parse_server(server);
+    return client_parse_server(a->server);
 }
 
 

@@ -27,6 +27,7 @@ static int client_session_loop(client_worker_t *w);
 static int client_produce(client_worker_t *w);
 static int client_seal_end(client_worker_t *w);
 static int client_input(client_worker_t *w);
+static int client_input_plain(client_worker_t *w, uint8_t *p, size_t left);
 static int client_output(client_worker_t *w, const uint8_t *data,
     size_t len);
 static int client_closed(client_worker_t *w, int err);
@@ -668,23 +669,7 @@ client_input(client_worker_t *w)
     left = s->in_len;
 
     if (conf.plain) {
-        /* in pieces the pattern's tail covers */
-        s->response_header = 1;
-        s->in_len = 0;
-
-        while (left > 0) {
-            consumed = left < PATTERN_TAIL ? left : PATTERN_TAIL;
-
-            rc = client_output(w, p, consumed);
-            if (rc != CLIENT_OK) {
-                return rc;
-            }
-
-            p += consumed;
-            left -= consumed;
-        }
-
-        return CLIENT_OK;
+        return client_input_plain(w, p, left);
     }
 
     if (!s->codecs) {
@@ -773,6 +758,33 @@ client_input(client_worker_t *w)
 
     if (s->in_len == CLIENT_IN_SIZE) {
         return client_fail(w, "receive buffer full");
+    }
+
+    return CLIENT_OK;
+}
+
+
+/* --plain: what came is the payload, in pieces the pattern's tail covers */
+static int
+client_input_plain(client_worker_t *w, uint8_t *p, size_t left)
+{
+    int                rc;
+    size_t             consumed;
+    client_session_t  *s = w->s;
+
+    s->response_header = 1;
+    s->in_len = 0;
+
+    while (left > 0) {
+        consumed = left < PATTERN_TAIL ? left : PATTERN_TAIL;
+
+        rc = client_output(w, p, consumed);
+        if (rc != CLIENT_OK) {
+            return rc;
+        }
+
+        p += consumed;
+        left -= consumed;
     }
 
     return CLIENT_OK;
