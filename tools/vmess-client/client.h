@@ -241,6 +241,9 @@ void client_put_be64(uint8_t *p, uint64_t v);
 uint64_t client_get_be64(const uint8_t *p);
 void client_pattern_init(void);
 uint64_t client_raise_nofile(void);
+void client_buffer_compact(uint8_t *buf, size_t size, size_t *pos,
+    size_t *len);
+void client_signal(int signo, void (*handler)(int signo));
 int client_fail(client_worker_t *w, const char *fmt, ...);
 
 /* run.c */
@@ -250,9 +253,7 @@ void client_worker_free(client_worker_t *w);
 
 /* session.c */
 int client_session(client_worker_t *w, uint64_t index);
-int client_session_plan(client_worker_t *w);
-int client_session_header(client_worker_t *w);
-int client_session_connect(client_worker_t *w);
+int client_session_start(client_worker_t *w, uint64_t index);
 int client_session_io(client_worker_t *w, int *progress);
 void client_session_close(client_worker_t *w);
 int client_seal(client_worker_t *w, const uint8_t *data, size_t len);

@@ -42,7 +42,6 @@ client_hold(void)
     unsigned          k;
     client_hold_t     h;
     struct timespec   nap;
-    struct sigaction  sa;
 
     limit = client_raise_nofile();
 
@@ -53,10 +52,7 @@ client_hold(void)
         return CLIENT_FAIL;
     }
 
-    memset(&sa, 0, sizeof(struct sigaction));
-    sa.sa_handler = client_hold_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    client_signal(SIGUSR1, client_hold_signal);
 
     memset(&h, 0, sizeof(client_hold_t));
     h.sessions = calloc(conf.sessions, sizeof(client_session_t));
@@ -220,20 +216,7 @@ client_hold_start(client_hold_t *h, client_worker_t *w, int first,
     client_session_t  *s = w->s;
 
     if (first) {
-        memset(s, 0, sizeof(client_session_t));
-        s->fd = -1;
-        s->index = (uint64_t) (s - h->sessions);
-
-        rc = client_session_plan(w);
-
-        if (rc == CLIENT_OK) {
-            rc = client_session_header(w);
-        }
-
-        if (rc == CLIENT_OK) {
-            rc = client_session_connect(w);
-        }
-
+        rc = client_session_start(w, (uint64_t) (s - h->sessions));
         if (rc != CLIENT_OK) {
             client_hold_end(h, w, rc, first);
             return;

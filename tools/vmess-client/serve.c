@@ -32,14 +32,10 @@ static void serve_sigterm(int signo);
 int
 serve_main(void)
 {
-    int               fd;
-    uint16_t          port;
-    struct sigaction  sa;
+    int        fd;
+    uint16_t   port;
 
-    memset(&sa, 0, sizeof(struct sigaction));
-    sa.sa_handler = serve_sigterm;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    client_signal(SIGTERM, serve_sigterm);
 
     fd = serve_listen(conf.mode == MODE_SERVE_UDP_ECHO ? SOCK_DGRAM
                                                        : SOCK_STREAM,

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "client.h"
 
@@ -46,15 +45,7 @@ serve_echo_io(serve_conn_t *c, short revents)
         }
     }
 
-    if (c->head == c->tail) {
-        c->head = 0;
-        c->tail = 0;
-
-    } else if (c->head >= SERVE_BUF_SIZE / 2) {
-        memmove(c->buf, c->buf + c->head, c->tail - c->head);
-        c->tail -= c->head;
-        c->head = 0;
-    }
+    client_buffer_compact(c->buf, SERVE_BUF_SIZE, &c->head, &c->tail);
 
     /* the peer has sent everything and got it all back */
     return (c->eof && c->tail == 0) ? -1 : 0;

@@ -20,9 +20,12 @@
 #include "client.h"
 
 
+static int client_session_plan(client_worker_t *w);
+static int client_session_header(client_worker_t *w);
 static int client_session_codecs(client_worker_t *w);
 static int client_seal_request(client_worker_t *w, size_t *len);
 static int client_legacy_id(client_worker_t *w, uint8_t id[16]);
+static int client_session_connect(client_worker_t *w);
 static int client_session_loop(client_worker_t *w);
 static int client_produce(client_worker_t *w);
 static int client_seal_end(client_worker_t *w);
@@ -40,21 +43,9 @@ client_session(client_worker_t *w, uint64_t index)
     double             start;
     client_session_t  *s = w->s;
 
-    memset(s, 0, sizeof(client_session_t));
-    s->fd = -1;
-    s->index = index;
-
     start = client_now();
 
-    rc = client_session_plan(w);
-
-    if (rc == CLIENT_OK) {
-        rc = client_session_header(w);
-    }
-
-    if (rc == CLIENT_OK) {
-        rc = client_session_connect(w);
-    }
+    rc = client_session_start(w, index);
 
     if (rc == CLIENT_OK) {
         rc = client_session_loop(w);
@@ -68,8 +59,33 @@ client_session(client_worker_t *w, uint64_t index)
 }
 
 
-/* what this session sends and expects back */
+/* a fresh session: planned, its header made and its connect begun */
 int
+client_session_start(client_worker_t *w, uint64_t index)
+{
+    int                rc;
+    client_session_t  *s = w->s;
+
+    memset(s, 0, sizeof(client_session_t));
+    s->fd = -1;
+    s->index = index;
+
+    rc = client_session_plan(w);
+
+    if (rc == CLIENT_OK) {
+        rc = client_session_header(w);
+    }
+
+    if (rc == CLIENT_OK) {
+        rc = client_session_connect(w);
+    }
+
+    return rc;
+}
+
+
+/* what this session sends and expects back */
+static int
 client_session_plan(client_worker_t *w)
 {
     uint32_t           r;
@@ -140,7 +156,7 @@ client_session_plan(client_worker_t *w)
 
 
 /* the request header into the output buffer, then the first payload */
-int
+static int
 client_session_header(client_worker_t *w)
 {
     int                rc;
@@ -334,7 +350,7 @@ client_legacy_id(client_worker_t *w, uint8_t id[16])
 }
 
 
-int
+static int
 client_session_connect(client_worker_t *w)
 {
     int                fd, one, err;
@@ -541,15 +557,7 @@ client_produce(client_worker_t *w)
     uint64_t           j;
     client_session_t  *s = w->s;
 
-    if (s->out_pos == s->out_len) {
-        s->out_pos = 0;
-        s->out_len = 0;
-
-    } else if (s->out_pos >= CLIENT_OUT_SIZE / 2) {
-        memmove(w->out, w->out + s->out_pos, s->out_len - s->out_pos);
-        s->out_len -= s->out_pos;
-        s->out_pos = 0;
-    }
+    client_buffer_compact(w->out, CLIENT_OUT_SIZE, &s->out_pos, &s->out_len);
 
     room = conf.chunk + s->overhead;
 

@@ -3,6 +3,7 @@
  * the clock, big-endian counts, the pattern and the descriptor limit.
  */
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,38 @@ client_raise_nofile(void)
     }
 
     return (uint64_t) rl.rlim_cur;
+}
+
+
+/*
+ * A buffer that is sent from pos up to len: empty again once drained,
+ * else what is left moves down when pos is past the middle.
+ */
+void
+client_buffer_compact(uint8_t *buf, size_t size, size_t *pos, size_t *len)
+{
+    if (*pos == *len) {
+        *pos = 0;
+        *len = 0;
+
+    } else if (*pos >= size / 2) {
+        memmove(buf, buf + *pos, *len - *pos);
+        *len -= *pos;
+        *pos = 0;
+    }
+}
+
+
+/* signo to handler, with no flags and nothing else blocked */
+void
+client_signal(int signo, void (*handler)(int signo))
+{
+    struct sigaction  sa;
+
+    memset(&sa, 0, sizeof(struct sigaction));
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(signo, &sa, NULL);
 }
 
 
