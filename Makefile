@@ -32,8 +32,12 @@ UNIT_SRCS  := $(wildcard t/unit/test_*.c)
 UNIT_BINS  := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
 UNIT_ASAN  := $(patsubst t/unit/%.c,$(OBJS)/unit-asan/%,$(UNIT_SRCS))
 TOOL_SRCS  := $(wildcard tools/*.c)
-TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS))
+CLIENT_SRCS := $(wildcard tools/vmess-client/*.c)
+CLIENT_HDRS := $(wildcard tools/vmess-client/*.h)
+TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS)) \
+              $(OBJS)/vmess-client
 CHECKED    := $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) $(TOOL_SRCS) \
+              $(CLIENT_SRCS) $(CLIENT_HDRS) \
               $(wildcard fuzz/*.c fuzz/*.h bench/*.c)
 
 DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
@@ -121,6 +125,11 @@ tools: $(TOOL_BINS)
 $(OBJS)/%: tools/%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(OBJS)
 	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $< $(CORE_SRCS) -lcrypto -lpthread
+
+$(OBJS)/vmess-client: $(CLIENT_SRCS) $(CLIENT_HDRS) $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(OBJS)
+	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $(CLIENT_SRCS) $(CORE_SRCS) \
+	    -lcrypto -lpthread
 
 style:
 	@! grep -nP '\t' $(CHECKED) || { echo "tabs found"; exit 1; }
