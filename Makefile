@@ -31,12 +31,10 @@ GLUE_SRCS  := $(wildcard src/ngx_stream_vmess_*.c src/ngx_stream_vmess_*.h)
 UNIT_SRCS  := $(wildcard t/unit/test_*.c)
 UNIT_BINS  := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
 UNIT_ASAN  := $(patsubst t/unit/%.c,$(OBJS)/unit-asan/%,$(UNIT_SRCS))
-TOOL_SRCS  := $(wildcard tools/*.c)
 CLIENT_SRCS := $(wildcard tools/vmess-client/*.c)
 CLIENT_HDRS := $(wildcard tools/vmess-client/*.h)
-TOOL_BINS  := $(patsubst tools/%.c,$(OBJS)/%,$(TOOL_SRCS)) \
-              $(OBJS)/vmess-client
-CHECKED    := $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) $(TOOL_SRCS) \
+TOOL_BINS  := $(OBJS)/vmess-client
+CHECKED    := $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
               $(CLIENT_SRCS) $(CLIENT_HDRS) \
               $(wildcard fuzz/*.c fuzz/*.h bench/*.c)
 
@@ -122,10 +120,6 @@ unit-asan: $(UNIT_ASAN) $(OBJS)/vectors.txt
 
 tools: $(TOOL_BINS)
 
-$(OBJS)/%: tools/%.c $(CORE_SRCS) $(CORE_HDRS)
-	@mkdir -p $(OBJS)
-	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $< $(CORE_SRCS) -lcrypto -lpthread
-
 $(OBJS)/vmess-client: $(CLIENT_SRCS) $(CLIENT_HDRS) $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(OBJS)
 	$(CC) $(CORE_CFLAGS) -Isrc/vmess -o $@ $(CLIENT_SRCS) $(CORE_SRCS) \
@@ -135,6 +129,7 @@ style:
 	@! grep -nP '\t' $(CHECKED) || { echo "tabs found"; exit 1; }
 	@! grep -nE '.{81,}' $(CHECKED) || { echo "lines over 80 columns"; exit 1; }
 	@! grep -nE '(^|[^:])//' $(CHECKED) || { echo "// comments found"; exit 1; }
+	@tools/check-layout README.md
 
 # which glue file calls which (objs/callgraph.txt); fails on a call loop
 callgraph: module

@@ -131,11 +131,16 @@ typedef struct {
 /* "proxy_vmess": the outbound */
 
 typedef struct {
-    ngx_flag_t                      enable;
-    ngx_str_t                       uuid;
+    ngx_str_t                       name;
     ngx_uint_t                      security;   /* wire nibble */
     ngx_uint_t                      options;
-    ngx_str_t                       security_name;
+} ngx_stream_vmess_proxy_sec_t;
+
+
+typedef struct {
+    ngx_flag_t                      enable;
+    ngx_str_t                       uuid;
+    ngx_stream_vmess_proxy_sec_t   *sec;        /* "proxy_vmess_security" */
     ngx_stream_complex_value_t     *target;
     vmess_user_t                   *user;
 } ngx_stream_vmess_proxy_srv_conf_t;

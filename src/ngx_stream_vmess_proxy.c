@@ -12,13 +12,6 @@
 #include "ngx_stream_vmess_module.h"
 
 
-typedef struct {
-    ngx_str_t                       name;
-    ngx_uint_t                      security;
-    ngx_uint_t                      options;
-} ngx_stream_vmess_proxy_sec_t;
-
-
 static ngx_int_t ngx_stream_vmess_proxy_preread(ngx_stream_session_t *s);
 static void ngx_stream_vmess_proxy_user_cleanup(void *data);
 static char *ngx_stream_vmess_proxy_security(ngx_conf_t *cf,
@@ -156,7 +149,7 @@ ngx_stream_vmess_proxy_security(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t                     *value;
     ngx_stream_vmess_proxy_sec_t  *sec;
 
-    if (pscf->security != NGX_CONF_UNSET_UINT) {
+    if (pscf->sec != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
@@ -166,9 +159,7 @@ ngx_stream_vmess_proxy_security(ngx_conf_t *cf, ngx_command_t *cmd,
         if (sec->name.len == value[1].len
             && ngx_strncmp(sec->name.data, value[1].data, value[1].len) == 0)
         {
-            pscf->security = sec->security;
-            pscf->options = sec->options;
-            pscf->security_name = sec->name;
+            pscf->sec = sec;
             return NGX_CONF_OK;
         }
     }
@@ -194,13 +185,11 @@ ngx_stream_vmess_proxy_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->uuid = { 0, NULL };
-     *     conf->security_name = { 0, NULL };
      *     conf->user = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
-    conf->security = NGX_CONF_UNSET_UINT;
-    conf->options = NGX_CONF_UNSET_UINT;
+    conf->sec = NGX_CONF_UNSET_PTR;
     conf->target = NGX_CONF_UNSET_PTR;
 
     return conf;
@@ -223,18 +212,9 @@ ngx_stream_vmess_proxy_merge_srv_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->uuid, prev->uuid, "");
 
-    if (conf->security == NGX_CONF_UNSET_UINT) {
-        if (prev->security != NGX_CONF_UNSET_UINT) {
-            conf->security = prev->security;
-            conf->options = prev->options;
-
-        } else {
-            conf->security = VMESS_SEC_AES_128_GCM;
-            conf->options = VMESS_OPT_CHUNK_STREAM | VMESS_OPT_CHUNK_MASKING
-                            | VMESS_OPT_GLOBAL_PADDING;
-        }
-    }
-
+    /* aes-128-gcm, with the options v2ray sends */
+    ngx_conf_merge_ptr_value(conf->sec, prev->sec,
+                             &ngx_stream_vmess_proxy_secs[0]);
     ngx_conf_merge_ptr_value(conf->target, prev->target, NULL);
 
     if (!conf->enable) {

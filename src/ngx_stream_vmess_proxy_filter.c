@@ -229,8 +229,8 @@ ngx_stream_vmess_proxy_start(ngx_stream_session_t *s,
     req->response_v = rnd[32];
     req->padding_len = rnd[33] % 16;
     ngx_memcpy(req->padding, rnd + 34, 15);
-    req->options = (uint8_t) pscf->options;
-    req->security = (uint8_t) pscf->security;
+    req->options = (uint8_t) pscf->sec->options;
+    req->security = (uint8_t) pscf->sec->security;
     req->command = VMESS_CMD_TCP;
 
     OPENSSL_cleanse(rnd, sizeof(rnd));
@@ -254,7 +254,7 @@ ngx_stream_vmess_proxy_start(ngx_stream_session_t *s,
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
                    "vmess outbound to %V, security %ui", &target,
-                   pscf->security);
+                   pscf->sec->security);
 
     return NGX_OK;
 }
