@@ -14,7 +14,7 @@ use VmessBench::Proc qw/spawn alive stop wait_listening all_listening
 use VmessBench::Util qw/note read_file write_file/;
 
 our @EXPORT_OK = qw/NGINX nginx_start nginx_stop v2ray_start v2ray_stop
-                    relay_start target/;
+                    relay_start target transfer_targets/;
 
 use constant NGINX => '/usr/sbin/nginx';
 my $stream_so = '/usr/lib/nginx/modules/ngx_stream_module.so';
@@ -160,6 +160,15 @@ sub target {
     return start_listener("target $kind",
         "$ctx->{dir}/target-$kind-" . int(rand 1e9) . '.log',
         "$ctx->{bin}/vmess-client", "serve-$kind", '127.0.0.1:0');
+}
+
+# a sink for uploads and a source for downloads: ({upload => port,
+# download => port}, their pids)
+sub transfer_targets {
+    my ($ctx) = @_;
+    my ($sink_pid, $sink) = target($ctx, 'sink');
+    my ($source_pid, $source) = target($ctx, 'source');
+    return ({upload => $sink, download => $source}, $sink_pid, $source_pid);
 }
 
 # a program that says "listening PORT" on its output (a fresh file each
