@@ -96,9 +96,7 @@ sub perf_run {
 sub perf_symbols {
     my ($data) = @_;
     my @top;
-    my $cmd = "perf report -i $data --stdio --no-children -q "
-        . "--sort dso,sym 2>/dev/null";
-    for (split /\n/, `$cmd`) {
+    for (perf_report($data, 'dso,sym')) {
         my ($pct, $dso, $sym) =
             /^\s*([\d.]+)%\s+(\S+)\s+\[\S\]\s+(.*?)\s*$/ or next;
         # stripped code (libcrypto's assembler): only in the dso table
@@ -112,13 +110,19 @@ sub perf_symbols {
 sub perf_dsos {
     my ($data) = @_;
     my @dso;
-    my $cmd = "perf report -i $data --stdio --no-children -q --sort dso "
-        . "2>/dev/null";
-    for (split /\n/, `$cmd`) {
+    for (perf_report($data, 'dso')) {
         my ($pct, $dso) = /^\s*([\d.]+)%\s+(\S+)/ or next;
         push @dso, [$pct, $dso] if @dso < 8;
     }
     return \@dso;
+}
+
+# the lines of perf report on a perf.data, sorted by $sort
+sub perf_report {
+    my ($data, $sort) = @_;
+    my $cmd = "perf report -i $data --stdio --no-children -q --sort $sort "
+        . "2>/dev/null";
+    return split /\n/, `$cmd`;
 }
 
 1;
