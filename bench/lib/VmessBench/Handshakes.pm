@@ -48,8 +48,10 @@ sub handshakes_users {
     my $v2 = v2ray_start($ctx, "hs-v2ray-$n", $vport, \@ids,
                          $ctx->{v2ray_access_log});
 
-    my %prep = (module => handshakes_prepare($ctx, $ours, $mport, $echo1),
-                v2ray => handshakes_prepare($ctx, $v2, $vport, $echo2));
+    # scalar: a failed warm-up is an undef entry, not a shifted list
+    my %prep = (
+        module => scalar handshakes_prepare($ctx, $ours, $mport, $echo1),
+        v2ray => scalar handshakes_prepare($ctx, $v2, $vport, $echo2));
     my %runs;
     for my $round (1 .. $ctx->{hs_reps}) {
         for my $who (qw/module v2ray/) {
