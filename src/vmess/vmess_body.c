@@ -364,29 +364,9 @@ vmess_body_init(vmess_body_t *b, const vmess_session_t *s, int dir,
 
     memset(b, 0, sizeof(vmess_body_t));
 
-    switch (s->security) {
-    case VMESS_SEC_AES_128_CFB:
-    case VMESS_SEC_AES_128_GCM:
-    case VMESS_SEC_CHACHA20_POLY1305:
-    case VMESS_SEC_NONE:
-        break;
-    default:
-        return VMESS_ERR_UNSUPPORTED_SECURITY;
-    }
-
-    switch (s->command) {
-    case VMESS_CMD_TCP:
-    case VMESS_CMD_UDP:
-    case VMESS_CMD_MUX:
-        break;
-    default:
-        return VMESS_ERR_UNSUPPORTED_COMMAND;
-    }
-
-    if ((s->options & VMESS_OPT_GLOBAL_PADDING)
-        && !(s->options & VMESS_OPT_CHUNK_MASKING))
-    {
-        return VMESS_ERR_BAD_OPTION;
+    rc = vmess_session_check(s->security, s->command, s->options);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     if (dir == VMESS_DIR_REQUEST) {

@@ -132,23 +132,10 @@ vmess_header_parse(const uint8_t *p, size_t len, size_t *used,
         req->security = VMESS_SEC_AES_128_CFB;
     }
 
-    switch (req->security) {
-
-    case VMESS_SEC_AES_128_CFB:
-    case VMESS_SEC_AES_128_GCM:
-    case VMESS_SEC_CHACHA20_POLY1305:
-    case VMESS_SEC_NONE:
-        break;
-
-    default:
-        return VMESS_ERR_UNSUPPORTED_SECURITY;
-    }
-
-    /* global padding draws from the masking stream: it crashes v2ray */
-    if ((req->options & VMESS_OPT_GLOBAL_PADDING)
-        && !(req->options & VMESS_OPT_CHUNK_MASKING))
-    {
-        return VMESS_ERR_BAD_OPTION;
+    /* an unknown command was returned above, as deferred */
+    rc = vmess_session_check(req->security, req->command, req->options);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     *used = pos;

@@ -1,5 +1,6 @@
 /*
- * Error strings, checksums and UUID text.
+ * Error strings, checksums, UUID text, and the session check the header
+ * and the body share.
  */
 
 #include <string.h>
@@ -204,4 +205,41 @@ vmess_domain_valid(const uint8_t *p, size_t len)
     }
 
     return 1;
+}
+
+
+int
+vmess_session_check(uint8_t security, uint8_t command, uint8_t options)
+{
+    switch (security) {
+
+    case VMESS_SEC_AES_128_CFB:
+    case VMESS_SEC_AES_128_GCM:
+    case VMESS_SEC_CHACHA20_POLY1305:
+    case VMESS_SEC_NONE:
+        break;
+
+    default:
+        return VMESS_ERR_UNSUPPORTED_SECURITY;
+    }
+
+    switch (command) {
+
+    case VMESS_CMD_TCP:
+    case VMESS_CMD_UDP:
+    case VMESS_CMD_MUX:
+        break;
+
+    default:
+        return VMESS_ERR_UNSUPPORTED_COMMAND;
+    }
+
+    /* global padding draws from the masking stream: it crashes v2ray */
+    if ((options & VMESS_OPT_GLOBAL_PADDING)
+        && !(options & VMESS_OPT_CHUNK_MASKING))
+    {
+        return VMESS_ERR_BAD_OPTION;
+    }
+
+    return VMESS_OK;
 }
