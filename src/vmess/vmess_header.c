@@ -166,54 +166,23 @@ static int
 vmess_header_parse_addr(const uint8_t *p, size_t len, size_t *pos,
     vmess_request_t *req)
 {
-    size_t  i, n;
+    int  rc;
 
-    i = *pos;
-
-    if (len - i < 3) {
+    if (len - *pos < 2) {
         return VMESS_AGAIN;
     }
 
-    req->port = (uint16_t) (p[i] << 8 | p[i + 1]);
-    req->addr_type = p[i + 2];
-    i += 3;
+    req->port = (uint16_t) (p[*pos] << 8 | p[*pos + 1]);
+    *pos += 2;
 
-    switch (req->addr_type) {
+    rc = vmess_addr_parse(p, len, pos, &req->addr_type, req->addr,
+                          &req->addr_len);
 
-    case VMESS_ADDR_IPV4:
-        n = 4;
-        break;
-
-    case VMESS_ADDR_IPV6:
-        n = 16;
-        break;
-
-    case VMESS_ADDR_DOMAIN:
-        if (len - i < 1) {
-            return VMESS_AGAIN;
-        }
-
-        n = p[i++];
-        break;
-
-    default:
-        *pos = i;
-        return VMESS_ERR_UNSUPPORTED_ADDRESS;
+    if (rc != VMESS_OK || req->addr_type != VMESS_ADDR_DOMAIN) {
+        return rc;
     }
 
-    if (len - i < n) {
-        return VMESS_AGAIN;
-    }
-
-    memcpy(req->addr, p + i, n);
-    req->addr_len = (uint8_t) n;
-    *pos = i + n;
-
-    if (req->addr_type != VMESS_ADDR_DOMAIN) {
-        return VMESS_OK;
-    }
-
-    if (n == 0) {
+    if (req->addr_len == 0) {
         return VMESS_ERR_UNSUPPORTED_ADDRESS;
     }
 
@@ -221,7 +190,7 @@ vmess_header_parse_addr(const uint8_t *p, size_t len, size_t *pos,
         return VMESS_OK;
     }
 
-    return vmess_domain_valid(req->addr, n)
+    return vmess_domain_valid(req->addr, req->addr_len)
            ? VMESS_OK : VMESS_ERR_UNSUPPORTED_ADDRESS;
 }
 

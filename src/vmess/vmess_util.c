@@ -1,6 +1,6 @@
 /*
- * Error strings, checksums, UUID text, and the session check the header
- * and the body share.
+ * Error strings, checksums, UUID text, and what the header shares with the
+ * body (the session check) and with Mux.Cool (the address parser).
  */
 
 #include <string.h>
@@ -205,6 +205,55 @@ vmess_domain_valid(const uint8_t *p, size_t len)
     }
 
     return 1;
+}
+
+
+int
+vmess_addr_parse(const uint8_t *p, size_t len, size_t *pos, uint8_t *type,
+    uint8_t addr[255], uint8_t *addr_len)
+{
+    size_t  i, n;
+
+    i = *pos;
+
+    if (len - i < 1) {
+        return VMESS_AGAIN;
+    }
+
+    *type = p[i++];
+
+    switch (*type) {
+
+    case VMESS_ADDR_IPV4:
+        n = 4;
+        break;
+
+    case VMESS_ADDR_IPV6:
+        n = 16;
+        break;
+
+    case VMESS_ADDR_DOMAIN:
+        if (len - i < 1) {
+            return VMESS_AGAIN;
+        }
+
+        n = p[i++];
+        break;
+
+    default:
+        *pos = i;
+        return VMESS_ERR_UNSUPPORTED_ADDRESS;
+    }
+
+    if (len - i < n) {
+        return VMESS_AGAIN;
+    }
+
+    memcpy(addr, p + i, n);
+    *addr_len = (uint8_t) n;
+    *pos = i + n;
+
+    return VMESS_OK;
 }
 
 
