@@ -56,6 +56,8 @@ static int vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
 static int vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
     const uint8_t *in, size_t len);
 static int vmess_body_cfb_start(vmess_body_t *b, int role);
+static int vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
+    const uint8_t *in, size_t len);
 static void vmess_body_forget_key(vmess_body_t *b);
 static int vmess_body_is_aead(const vmess_body_t *b);
 static size_t vmess_body_max_plain(const vmess_body_t *b);
@@ -279,6 +281,34 @@ vmess_body_cfb_start(vmess_body_t *b, int role)
     vmess_body_forget_key(b);
 
     return VMESS_OK;
+}
+
+
+/*
+ * Bytes outside any AEAD: with security 1 through the CFB stream (keyed
+ * for role on first use), otherwise as they are; out may be in.
+ */
+
+static int
+vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
+    const uint8_t *in, size_t len)
+{
+    int  rc;
+
+    if (b->security != VMESS_SEC_AES_128_CFB) {
+        if (out != in && len > 0) {
+            memcpy(out, in, len);
+        }
+
+        return VMESS_OK;
+    }
+
+    rc = vmess_body_cfb_start(b, role);
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    return vmess_cfb_update(b->cipher, out, in, len);
 }
 
 
@@ -537,18 +567,9 @@ vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
         return VMESS_ERR_NO_SPACE;
     }
 
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
-        if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, in, len);
-        }
-
-        if (rc != VMESS_OK) {
-            return rc;
-        }
-
-    } else if (out != in && len > 0) {
-        memcpy(out, in, len);
+    rc = vmess_body_cfb_copy(b, VMESS_CFB_ENCRYPT, out, in, len);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     *written = len;
@@ -562,8 +583,6 @@ vmess_body_seal_inplace(vmess_body_t *b, uint8_t *data, size_t len,
     const uint8_t *pad, uint8_t *head, size_t *head_len, uint8_t *tail,
     size_t *tail_len)
 {
-    int  rc;
-
     *head_len = 0;
     *tail_len = 0;
 
@@ -580,16 +599,7 @@ vmess_body_seal_inplace(vmess_body_t *b, uint8_t *data, size_t len,
                                      head_len, tail_len);
     }
 
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
-        if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, data, data, len);
-        }
-
-        return rc;
-    }
-
-    return VMESS_OK;
+    return vmess_body_cfb_copy(b, VMESS_CFB_ENCRYPT, data, data, len);
 }
 
 
@@ -819,19 +829,10 @@ vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len, int stage,
             take = len;
         }
 
-        if (b->security == VMESS_SEC_AES_128_CFB) {
-            rc = vmess_body_cfb_start(b, VMESS_CFB_DECRYPT);
-            if (rc == VMESS_OK) {
-                rc = vmess_cfb_update(b->cipher, b->lenbuf + b->lenbuf_n, in,
-                                      take);
-            }
-
-            if (rc != VMESS_OK) {
-                goto failed;
-            }
-
-        } else {
-            memcpy(b->lenbuf + b->lenbuf_n, in, take);
+        rc = vmess_body_cfb_copy(b, VMESS_CFB_DECRYPT,
+                                 b->lenbuf + b->lenbuf_n, in, take);
+        if (rc != VMESS_OK) {
+            goto failed;
         }
 
         b->lenbuf_n += take;
@@ -1098,19 +1099,10 @@ vmess_body_open_raw(vmess_body_t *b, uint8_t *in, size_t len,
         return VMESS_ERR_NO_SPACE;
     }
 
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        rc = vmess_body_cfb_start(b, VMESS_CFB_DECRYPT);
-        if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, in, n);
-        }
-
-        if (rc != VMESS_OK) {
-            b->state = VMESS_BODY_FAILED;
-            return rc;
-        }
-
-    } else if (out != in) {
-        memcpy(out, in, n);
+    rc = vmess_body_cfb_copy(b, VMESS_CFB_DECRYPT, out, in, n);
+    if (rc != VMESS_OK) {
+        b->state = VMESS_BODY_FAILED;
+        return rc;
     }
 
     *consumed = n;
