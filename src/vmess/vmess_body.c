@@ -53,7 +53,7 @@ static int vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
 static int vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
     const uint8_t *in, size_t len, uint8_t *out);
-static int vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
+static int vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
     const uint8_t *in, size_t len);
 static int vmess_body_cfb_start(vmess_body_t *b, int role);
 static int vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
@@ -175,18 +175,16 @@ static int
 vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     size_t len, uint8_t *out, uint8_t *tag)
 {
-    int      n;
+    int      n, rc;
     uint8_t  final[16];
 
     if (!EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1)) {
         return VMESS_ERR_CRYPTO;
     }
 
-    if (len > 0
-        && (!EVP_CipherUpdate(ctx, out, &n, in, (int) len)
-            || (size_t) n != len))
-    {
-        return VMESS_ERR_CRYPTO;
+    rc = vmess_cipher_update(ctx, out, in, len);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     if (!EVP_CipherFinal_ex(ctx, final, &n)
@@ -206,7 +204,7 @@ static int
 vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     size_t len, uint8_t *out)
 {
-    int      n;
+    int      n, rc;
     size_t   plain;
     uint8_t  tag[VMESS_TAG_LEN], final[16];
 
@@ -217,11 +215,9 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
         return VMESS_ERR_CRYPTO;
     }
 
-    if (plain > 0
-        && (!EVP_CipherUpdate(ctx, out, &n, in, (int) plain)
-            || (size_t) n != plain))
-    {
-        return VMESS_ERR_CRYPTO;
+    rc = vmess_cipher_update(ctx, out, in, plain);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, VMESS_TAG_LEN, tag)) {
@@ -237,8 +233,10 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
 }
 
 
+/* the CFB stream and the AEADs give out all they are given at once */
+
 static int
-vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
+vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
     size_t len)
 {
     int  n;
@@ -308,7 +306,7 @@ vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
         return rc;
     }
 
-    return vmess_cfb_update(b->cipher, out, in, len);
+    return vmess_cipher_update(b->cipher, out, in, len);
 }
 
 
@@ -722,13 +720,13 @@ vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
         field[4] = (uint8_t) (fnv >> 8);
         field[5] = (uint8_t) fnv;
 
-        rc = vmess_cfb_update(b->cipher, head, field, sizeof(field));
+        rc = vmess_cipher_update(b->cipher, head, field, sizeof(field));
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, data, in, len);
+            rc = vmess_cipher_update(b->cipher, data, in, len);
         }
 
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, tail, pad, pad_len);
+            rc = vmess_cipher_update(b->cipher, tail, pad, pad_len);
         }
 
         if (rc != VMESS_OK) {
@@ -1018,15 +1016,15 @@ vmess_body_open_chunk(vmess_body_t *b, uint8_t *src, uint8_t *out,
         break;
 
     case VMESS_SEC_AES_128_CFB:
-        rc = vmess_cfb_update(b->cipher, sum, src, VMESS_FNV_LEN);
+        rc = vmess_cipher_update(b->cipher, sum, src, VMESS_FNV_LEN);
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, src + VMESS_FNV_LEN,
-                                  plain_len);
+            rc = vmess_cipher_update(b->cipher, out, src + VMESS_FNV_LEN,
+                                     plain_len);
         }
 
         /* the padding is part of the CFB stream */
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, skip, src + sealed, b->pad_len);
+            rc = vmess_cipher_update(b->cipher, skip, src + sealed, b->pad_len);
         }
 
         if (rc != VMESS_OK) {
@@ -1224,7 +1222,7 @@ vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
         }
 
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(ctx, out, plain, n);
+            rc = vmess_cipher_update(ctx, out, plain, n);
         }
 
     } else {
@@ -1403,7 +1401,7 @@ vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in, size_t len,
         b->cfb_role = VMESS_CFB_DECRYPT;
     }
 
-    rc = vmess_cfb_update(ctx, plain, in, 4);
+    rc = vmess_cipher_update(ctx, plain, in, 4);
     if (rc != VMESS_OK) {
         return rc;
     }
@@ -1414,7 +1412,7 @@ vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in, size_t len,
         return VMESS_AGAIN;
     }
 
-    rc = vmess_cfb_update(ctx, plain + 4, in + 4, m);
+    rc = vmess_cipher_update(ctx, plain + 4, in + 4, m);
     if (rc != VMESS_OK) {
         return rc;
     }
