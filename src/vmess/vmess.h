@@ -101,6 +101,18 @@ void vmess_uuid_format(const uint8_t id[16], char out[37]);  /* NUL-ended */
  * ends up in proxy_pass, where "unix:" or "[" would mean something else */
 int vmess_domain_valid(const uint8_t *p, size_t len);
 
+/* address type, then the address (a domain after its length byte) from
+ * p[*pos] on; *pos moves past them.  VMESS_AGAIN when p ends first;
+ * VMESS_ERR_UNSUPPORTED_ADDRESS for an unknown type, *pos past the type
+ * byte.  The address is not checked (a domain may be empty). */
+int vmess_addr_parse(const uint8_t *p, size_t len, size_t *pos, uint8_t *type,
+    uint8_t addr[255], uint8_t *addr_len);
+
+/* what a session can run with, checked in this order: security (1, 3, 4,
+ * 5), command, option 0x08 only with 0x04.  VMESS_OK or
+ * UNSUPPORTED_SECURITY, UNSUPPORTED_COMMAND, BAD_OPTION. */
+int vmess_session_check(uint8_t security, uint8_t command, uint8_t options);
+
 
 /* keys and KDF (vmess_kdf.c) */
 

@@ -53,9 +53,11 @@ static int vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
 static int vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
     const uint8_t *in, size_t len, uint8_t *out);
-static int vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
+static int vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
     const uint8_t *in, size_t len);
 static int vmess_body_cfb_start(vmess_body_t *b, int role);
+static int vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
+    const uint8_t *in, size_t len);
 static void vmess_body_forget_key(vmess_body_t *b);
 static int vmess_body_is_aead(const vmess_body_t *b);
 static size_t vmess_body_max_plain(const vmess_body_t *b);
@@ -173,18 +175,16 @@ static int
 vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     size_t len, uint8_t *out, uint8_t *tag)
 {
-    int      n;
+    int      n, rc;
     uint8_t  final[16];
 
     if (!EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1)) {
         return VMESS_ERR_CRYPTO;
     }
 
-    if (len > 0
-        && (!EVP_CipherUpdate(ctx, out, &n, in, (int) len)
-            || (size_t) n != len))
-    {
-        return VMESS_ERR_CRYPTO;
+    rc = vmess_cipher_update(ctx, out, in, len);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     if (!EVP_CipherFinal_ex(ctx, final, &n)
@@ -204,7 +204,7 @@ static int
 vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     size_t len, uint8_t *out)
 {
-    int      n;
+    int      n, rc;
     size_t   plain;
     uint8_t  tag[VMESS_TAG_LEN], final[16];
 
@@ -215,11 +215,9 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
         return VMESS_ERR_CRYPTO;
     }
 
-    if (plain > 0
-        && (!EVP_CipherUpdate(ctx, out, &n, in, (int) plain)
-            || (size_t) n != plain))
-    {
-        return VMESS_ERR_CRYPTO;
+    rc = vmess_cipher_update(ctx, out, in, plain);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, VMESS_TAG_LEN, tag)) {
@@ -235,8 +233,10 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
 }
 
 
+/* the CFB stream and the AEADs give out all they are given at once */
+
 static int
-vmess_cfb_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
+vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
     size_t len)
 {
     int  n;
@@ -279,6 +279,34 @@ vmess_body_cfb_start(vmess_body_t *b, int role)
     vmess_body_forget_key(b);
 
     return VMESS_OK;
+}
+
+
+/*
+ * Bytes outside any AEAD: with security 1 through the CFB stream (keyed
+ * for role on first use), otherwise as they are; out may be in.
+ */
+
+static int
+vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
+    const uint8_t *in, size_t len)
+{
+    int  rc;
+
+    if (b->security != VMESS_SEC_AES_128_CFB) {
+        if (out != in && len > 0) {
+            memcpy(out, in, len);
+        }
+
+        return VMESS_OK;
+    }
+
+    rc = vmess_body_cfb_start(b, role);
+    if (rc != VMESS_OK) {
+        return rc;
+    }
+
+    return vmess_cipher_update(b->cipher, out, in, len);
 }
 
 
@@ -364,29 +392,9 @@ vmess_body_init(vmess_body_t *b, const vmess_session_t *s, int dir,
 
     memset(b, 0, sizeof(vmess_body_t));
 
-    switch (s->security) {
-    case VMESS_SEC_AES_128_CFB:
-    case VMESS_SEC_AES_128_GCM:
-    case VMESS_SEC_CHACHA20_POLY1305:
-    case VMESS_SEC_NONE:
-        break;
-    default:
-        return VMESS_ERR_UNSUPPORTED_SECURITY;
-    }
-
-    switch (s->command) {
-    case VMESS_CMD_TCP:
-    case VMESS_CMD_UDP:
-    case VMESS_CMD_MUX:
-        break;
-    default:
-        return VMESS_ERR_UNSUPPORTED_COMMAND;
-    }
-
-    if ((s->options & VMESS_OPT_GLOBAL_PADDING)
-        && !(s->options & VMESS_OPT_CHUNK_MASKING))
-    {
-        return VMESS_ERR_BAD_OPTION;
+    rc = vmess_session_check(s->security, s->command, s->options);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     if (dir == VMESS_DIR_REQUEST) {
@@ -557,18 +565,9 @@ vmess_body_seal(vmess_body_t *b, const uint8_t *in, size_t len,
         return VMESS_ERR_NO_SPACE;
     }
 
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
-        if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, in, len);
-        }
-
-        if (rc != VMESS_OK) {
-            return rc;
-        }
-
-    } else if (out != in && len > 0) {
-        memcpy(out, in, len);
+    rc = vmess_body_cfb_copy(b, VMESS_CFB_ENCRYPT, out, in, len);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     *written = len;
@@ -582,8 +581,6 @@ vmess_body_seal_inplace(vmess_body_t *b, uint8_t *data, size_t len,
     const uint8_t *pad, uint8_t *head, size_t *head_len, uint8_t *tail,
     size_t *tail_len)
 {
-    int  rc;
-
     *head_len = 0;
     *tail_len = 0;
 
@@ -600,16 +597,7 @@ vmess_body_seal_inplace(vmess_body_t *b, uint8_t *data, size_t len,
                                      head_len, tail_len);
     }
 
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
-        if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, data, data, len);
-        }
-
-        return rc;
-    }
-
-    return VMESS_OK;
+    return vmess_body_cfb_copy(b, VMESS_CFB_ENCRYPT, data, data, len);
 }
 
 
@@ -732,13 +720,13 @@ vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
         field[4] = (uint8_t) (fnv >> 8);
         field[5] = (uint8_t) fnv;
 
-        rc = vmess_cfb_update(b->cipher, head, field, sizeof(field));
+        rc = vmess_cipher_update(b->cipher, head, field, sizeof(field));
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, data, in, len);
+            rc = vmess_cipher_update(b->cipher, data, in, len);
         }
 
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, tail, pad, pad_len);
+            rc = vmess_cipher_update(b->cipher, tail, pad, pad_len);
         }
 
         if (rc != VMESS_OK) {
@@ -839,19 +827,10 @@ vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len, int stage,
             take = len;
         }
 
-        if (b->security == VMESS_SEC_AES_128_CFB) {
-            rc = vmess_body_cfb_start(b, VMESS_CFB_DECRYPT);
-            if (rc == VMESS_OK) {
-                rc = vmess_cfb_update(b->cipher, b->lenbuf + b->lenbuf_n, in,
-                                      take);
-            }
-
-            if (rc != VMESS_OK) {
-                goto failed;
-            }
-
-        } else {
-            memcpy(b->lenbuf + b->lenbuf_n, in, take);
+        rc = vmess_body_cfb_copy(b, VMESS_CFB_DECRYPT,
+                                 b->lenbuf + b->lenbuf_n, in, take);
+        if (rc != VMESS_OK) {
+            goto failed;
         }
 
         b->lenbuf_n += take;
@@ -1037,15 +1016,15 @@ vmess_body_open_chunk(vmess_body_t *b, uint8_t *src, uint8_t *out,
         break;
 
     case VMESS_SEC_AES_128_CFB:
-        rc = vmess_cfb_update(b->cipher, sum, src, VMESS_FNV_LEN);
+        rc = vmess_cipher_update(b->cipher, sum, src, VMESS_FNV_LEN);
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, src + VMESS_FNV_LEN,
-                                  plain_len);
+            rc = vmess_cipher_update(b->cipher, out, src + VMESS_FNV_LEN,
+                                     plain_len);
         }
 
         /* the padding is part of the CFB stream */
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, skip, src + sealed, b->pad_len);
+            rc = vmess_cipher_update(b->cipher, skip, src + sealed, b->pad_len);
         }
 
         if (rc != VMESS_OK) {
@@ -1118,19 +1097,10 @@ vmess_body_open_raw(vmess_body_t *b, uint8_t *in, size_t len,
         return VMESS_ERR_NO_SPACE;
     }
 
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        rc = vmess_body_cfb_start(b, VMESS_CFB_DECRYPT);
-        if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(b->cipher, out, in, n);
-        }
-
-        if (rc != VMESS_OK) {
-            b->state = VMESS_BODY_FAILED;
-            return rc;
-        }
-
-    } else if (out != in) {
-        memcpy(out, in, n);
+    rc = vmess_body_cfb_copy(b, VMESS_CFB_DECRYPT, out, in, n);
+    if (rc != VMESS_OK) {
+        b->state = VMESS_BODY_FAILED;
+        return rc;
     }
 
     *consumed = n;
@@ -1252,7 +1222,7 @@ vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
         }
 
         if (rc == VMESS_OK) {
-            rc = vmess_cfb_update(ctx, out, plain, n);
+            rc = vmess_cipher_update(ctx, out, plain, n);
         }
 
     } else {
@@ -1431,7 +1401,7 @@ vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in, size_t len,
         b->cfb_role = VMESS_CFB_DECRYPT;
     }
 
-    rc = vmess_cfb_update(ctx, plain, in, 4);
+    rc = vmess_cipher_update(ctx, plain, in, 4);
     if (rc != VMESS_OK) {
         return rc;
     }
@@ -1442,7 +1412,7 @@ vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in, size_t len,
         return VMESS_AGAIN;
     }
 
-    rc = vmess_cfb_update(ctx, plain + 4, in + 4, m);
+    rc = vmess_cipher_update(ctx, plain + 4, in + 4, m);
     if (rc != VMESS_OK) {
         return rc;
     }

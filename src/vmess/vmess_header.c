@@ -27,6 +27,14 @@
 #define VMESS_HOST_TEXT_MAX         256     /* a domain and its NUL */
 
 
+/* the KDF salts of one AEAD part of the header */
+
+typedef struct {
+    const char                 *key;
+    const char                 *nonce;
+} vmess_header_salts_t;
+
+
 static int vmess_header_parse(const uint8_t *p, size_t len, size_t *used,
     vmess_request_t *req);
 static int vmess_header_parse_addr(const uint8_t *p, size_t len,
@@ -34,9 +42,11 @@ static int vmess_header_parse_addr(const uint8_t *p, size_t len,
 static int vmess_domain_to_ip(vmess_request_t *req);
 static int vmess_header_build(const vmess_request_t *req, uint8_t *p,
     size_t *len);
+static int vmess_header_aead(const uint8_t cmd_key[16], const uint8_t *head,
+    const vmess_header_salts_t *salts, int seal, const uint8_t *in,
+    size_t len, uint8_t *out);
 static int vmess_header_aead_keys(const uint8_t cmd_key[16],
-    const uint8_t *authid, const uint8_t *nonce8, const char *key_salt,
-    const char *nonce_salt, uint8_t key[16],
+    const uint8_t *head, const vmess_header_salts_t *salts, uint8_t key[16],
     uint8_t nonce[VMESS_GCM_NONCE_LEN]);
 static int vmess_gcm_open(const uint8_t key[16], const uint8_t *nonce,
     const uint8_t *aad, const uint8_t *in, size_t len, uint8_t *out);
@@ -48,10 +58,13 @@ static int vmess_cfb128(const uint8_t key[16], const uint8_t iv[16],
 static void vmess_put_be64(uint8_t *p, uint64_t v);
 
 
-static const char  vmess_len_key_salt[] = "VMess Header AEAD Key_Length";
-static const char  vmess_len_nonce_salt[] = "VMess Header AEAD Nonce_Length";
-static const char  vmess_payload_key_salt[] = "VMess Header AEAD Key";
-static const char  vmess_payload_nonce_salt[] = "VMess Header AEAD Nonce";
+static const vmess_header_salts_t  vmess_len_salts = {
+    "VMess Header AEAD Key_Length", "VMess Header AEAD Nonce_Length"
+};
+
+static const vmess_header_salts_t  vmess_payload_salts = {
+    "VMess Header AEAD Key", "VMess Header AEAD Nonce"
+};
 
 
 /*
@@ -132,23 +145,10 @@ vmess_header_parse(const uint8_t *p, size_t len, size_t *used,
         req->security = VMESS_SEC_AES_128_CFB;
     }
 
-    switch (req->security) {
-
-    case VMESS_SEC_AES_128_CFB:
-    case VMESS_SEC_AES_128_GCM:
-    case VMESS_SEC_CHACHA20_POLY1305:
-    case VMESS_SEC_NONE:
-        break;
-
-    default:
-        return VMESS_ERR_UNSUPPORTED_SECURITY;
-    }
-
-    /* global padding draws from the masking stream: it crashes v2ray */
-    if ((req->options & VMESS_OPT_GLOBAL_PADDING)
-        && !(req->options & VMESS_OPT_CHUNK_MASKING))
-    {
-        return VMESS_ERR_BAD_OPTION;
+    /* an unknown command was returned above, as deferred */
+    rc = vmess_session_check(req->security, req->command, req->options);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     *used = pos;
@@ -166,54 +166,23 @@ static int
 vmess_header_parse_addr(const uint8_t *p, size_t len, size_t *pos,
     vmess_request_t *req)
 {
-    size_t  i, n;
+    int  rc;
 
-    i = *pos;
-
-    if (len - i < 3) {
+    if (len - *pos < 2) {
         return VMESS_AGAIN;
     }
 
-    req->port = (uint16_t) (p[i] << 8 | p[i + 1]);
-    req->addr_type = p[i + 2];
-    i += 3;
+    req->port = (uint16_t) (p[*pos] << 8 | p[*pos + 1]);
+    *pos += 2;
 
-    switch (req->addr_type) {
+    rc = vmess_addr_parse(p, len, pos, &req->addr_type, req->addr,
+                          &req->addr_len);
 
-    case VMESS_ADDR_IPV4:
-        n = 4;
-        break;
-
-    case VMESS_ADDR_IPV6:
-        n = 16;
-        break;
-
-    case VMESS_ADDR_DOMAIN:
-        if (len - i < 1) {
-            return VMESS_AGAIN;
-        }
-
-        n = p[i++];
-        break;
-
-    default:
-        *pos = i;
-        return VMESS_ERR_UNSUPPORTED_ADDRESS;
+    if (rc != VMESS_OK || req->addr_type != VMESS_ADDR_DOMAIN) {
+        return rc;
     }
 
-    if (len - i < n) {
-        return VMESS_AGAIN;
-    }
-
-    memcpy(req->addr, p + i, n);
-    req->addr_len = (uint8_t) n;
-    *pos = i + n;
-
-    if (req->addr_type != VMESS_ADDR_DOMAIN) {
-        return VMESS_OK;
-    }
-
-    if (n == 0) {
+    if (req->addr_len == 0) {
         return VMESS_ERR_UNSUPPORTED_ADDRESS;
     }
 
@@ -221,7 +190,7 @@ vmess_header_parse_addr(const uint8_t *p, size_t len, size_t *pos,
         return VMESS_OK;
     }
 
-    return vmess_domain_valid(req->addr, n)
+    return vmess_domain_valid(req->addr, req->addr_len)
            ? VMESS_OK : VMESS_ERR_UNSUPPORTED_ADDRESS;
 }
 
@@ -359,20 +328,49 @@ vmess_header_build(const vmess_request_t *req, uint8_t *p, size_t *len)
 }
 
 
+/*
+ * Seals or opens one AEAD part of the header, EncLen or the payload, with
+ * the key and nonce of its salts; head is the header's first byte: the
+ * AuthID (also the AAD), with the connection nonce at offset 34.  The keys
+ * are wiped here, whatever the outcome.
+ */
+
 static int
-vmess_header_aead_keys(const uint8_t cmd_key[16], const uint8_t *authid,
-    const uint8_t *nonce8, const char *key_salt, const char *nonce_salt,
-    uint8_t key[16], uint8_t nonce[VMESS_GCM_NONCE_LEN])
+vmess_header_aead(const uint8_t cmd_key[16], const uint8_t *head,
+    const vmess_header_salts_t *salts, int seal, const uint8_t *in,
+    size_t len, uint8_t *out)
+{
+    int      rc;
+    uint8_t  key[16], nonce[VMESS_GCM_NONCE_LEN];
+
+    rc = vmess_header_aead_keys(cmd_key, head, salts, key, nonce);
+
+    if (rc == VMESS_OK) {
+        rc = seal ? vmess_gcm_seal(key, nonce, head, in, len, out)
+                  : vmess_gcm_open(key, nonce, head, in, len, out);
+    }
+
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(nonce, sizeof(nonce));
+
+    return rc;
+}
+
+
+static int
+vmess_header_aead_keys(const uint8_t cmd_key[16], const uint8_t *head,
+    const vmess_header_salts_t *salts, uint8_t key[16],
+    uint8_t nonce[VMESS_GCM_NONCE_LEN])
 {
     int            rc;
     uint8_t        out[32];
     vmess_bytes_t  path[3];
 
-    path[0].data = (const uint8_t *) key_salt;
-    path[0].len = strlen(key_salt);
-    path[1].data = authid;
+    path[0].data = (const uint8_t *) salts->key;
+    path[0].len = strlen(salts->key);
+    path[1].data = head;
     path[1].len = 16;
-    path[2].data = nonce8;
+    path[2].data = head + VMESS_CONN_NONCE_OFFSET;
     path[2].len = 8;
 
     rc = vmess_kdf(cmd_key, 16, path, 3, out);
@@ -382,8 +380,8 @@ vmess_header_aead_keys(const uint8_t cmd_key[16], const uint8_t *authid,
 
     memcpy(key, out, 16);
 
-    path[0].data = (const uint8_t *) nonce_salt;
-    path[0].len = strlen(nonce_salt);
+    path[0].data = (const uint8_t *) salts->nonce;
+    path[0].len = strlen(salts->nonce);
 
     rc = vmess_kdf(cmd_key, 16, path, 3, out);
     if (rc != VMESS_OK) {
@@ -534,24 +532,15 @@ vmess_aead_header_open(const vmess_user_t *user, const uint8_t *in,
 {
     int      rc;
     size_t   plain_len, used;
-    uint8_t  key[16], nonce[VMESS_GCM_NONCE_LEN], len_plain[2];
-    uint8_t  plain[VMESS_AEAD_HEADER_MAX_LEN];
+    uint8_t  len_plain[2], plain[VMESS_AEAD_HEADER_MAX_LEN];
 
     if (len < VMESS_AEAD_HEADER_FIXED) {
         return VMESS_AGAIN;
     }
 
     /* the nonce follows EncLen on the wire but is needed to open it */
-    rc = vmess_header_aead_keys(user->cmd_key, in,
-                                in + VMESS_CONN_NONCE_OFFSET,
-                                vmess_len_key_salt, vmess_len_nonce_salt,
-                                key, nonce);
-    if (rc != VMESS_OK) {
-        goto done;
-    }
-
-    rc = vmess_gcm_open(key, nonce, in, in + VMESS_ENC_LEN_OFFSET, 2,
-                        len_plain);
+    rc = vmess_header_aead(user->cmd_key, in, &vmess_len_salts, 0,
+                           in + VMESS_ENC_LEN_OFFSET, 2, len_plain);
     if (rc != VMESS_OK) {
         goto done;
     }
@@ -570,16 +559,8 @@ vmess_aead_header_open(const vmess_user_t *user, const uint8_t *in,
         goto done;
     }
 
-    rc = vmess_header_aead_keys(user->cmd_key, in,
-                                in + VMESS_CONN_NONCE_OFFSET,
-                                vmess_payload_key_salt,
-                                vmess_payload_nonce_salt, key, nonce);
-    if (rc != VMESS_OK) {
-        goto done;
-    }
-
-    rc = vmess_gcm_open(key, nonce, in, in + VMESS_AEAD_HEADER_FIXED,
-                        plain_len, plain);
+    rc = vmess_header_aead(user->cmd_key, in, &vmess_payload_salts, 0,
+                           in + VMESS_AEAD_HEADER_FIXED, plain_len, plain);
     if (rc != VMESS_OK) {
         goto done;
     }
@@ -596,8 +577,6 @@ vmess_aead_header_open(const vmess_user_t *user, const uint8_t *in,
 
 done:
 
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(nonce, sizeof(nonce));
     OPENSSL_cleanse(plain, sizeof(plain));
 
     return rc;
@@ -658,8 +637,7 @@ vmess_aead_header_seal(const vmess_user_t *user, int64_t now,
 {
     int      rc;
     size_t   plain_len;
-    uint8_t  key[16], nonce[VMESS_GCM_NONCE_LEN], len_plain[2];
-    uint8_t  plain[VMESS_HEADER_PLAIN_MAX];
+    uint8_t  len_plain[2], plain[VMESS_HEADER_PLAIN_MAX];
 
     rc = vmess_header_build(req, plain, &plain_len);
     if (rc != VMESS_OK) {
@@ -678,33 +656,17 @@ vmess_aead_header_seal(const vmess_user_t *user, int64_t now,
 
     memcpy(out + VMESS_CONN_NONCE_OFFSET, nonce8, 8);
 
-    rc = vmess_header_aead_keys(user->cmd_key, out,
-                                out + VMESS_CONN_NONCE_OFFSET,
-                                vmess_len_key_salt, vmess_len_nonce_salt,
-                                key, nonce);
-    if (rc != VMESS_OK) {
-        goto done;
-    }
-
     len_plain[0] = (uint8_t) (plain_len >> 8);
     len_plain[1] = (uint8_t) plain_len;
 
-    rc = vmess_gcm_seal(key, nonce, out, len_plain, 2,
-                        out + VMESS_ENC_LEN_OFFSET);
+    rc = vmess_header_aead(user->cmd_key, out, &vmess_len_salts, 1,
+                           len_plain, 2, out + VMESS_ENC_LEN_OFFSET);
     if (rc != VMESS_OK) {
         goto done;
     }
 
-    rc = vmess_header_aead_keys(user->cmd_key, out,
-                                out + VMESS_CONN_NONCE_OFFSET,
-                                vmess_payload_key_salt,
-                                vmess_payload_nonce_salt, key, nonce);
-    if (rc != VMESS_OK) {
-        goto done;
-    }
-
-    rc = vmess_gcm_seal(key, nonce, out, plain, plain_len,
-                        out + VMESS_AEAD_HEADER_FIXED);
+    rc = vmess_header_aead(user->cmd_key, out, &vmess_payload_salts, 1,
+                           plain, plain_len, out + VMESS_AEAD_HEADER_FIXED);
     if (rc != VMESS_OK) {
         goto done;
     }
@@ -713,8 +675,6 @@ vmess_aead_header_seal(const vmess_user_t *user, int64_t now,
 
 done:
 
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(nonce, sizeof(nonce));
     OPENSSL_cleanse(plain, sizeof(plain));
 
     return rc;

@@ -24,8 +24,6 @@ enum {
 
 static int vmess_mux_parse_header(const uint8_t *p, size_t meta_len,
     vmess_mux_frame_t *frame);
-static int vmess_mux_parse_addr(const uint8_t *p, size_t len,
-    vmess_mux_frame_t *frame);
 static size_t vmess_mux_addr_size(const vmess_mux_frame_t *frame);
 
 
@@ -152,6 +150,8 @@ static int
 vmess_mux_parse_header(const uint8_t *p, size_t meta_len,
     vmess_mux_frame_t *frame)
 {
+    int             rc;
+    size_t          pos;
     const uint8_t  *meta;
 
     meta = p + 2;
@@ -181,8 +181,16 @@ vmess_mux_parse_header(const uint8_t *p, size_t meta_len,
         }
 
         frame->port = (uint16_t) (meta[5] << 8 | meta[6]);
+        pos = 7;
 
-        if (vmess_mux_parse_addr(meta + 7, meta_len - 7, frame) != VMESS_OK) {
+        rc = vmess_addr_parse(meta, meta_len, &pos, &frame->addr_type,
+                              frame->addr, &frame->addr_len);
+
+        /* an address running past the meta is as bad as an unknown type */
+        if (rc != VMESS_OK
+            || (frame->addr_type == VMESS_ADDR_DOMAIN
+                && !vmess_domain_valid(frame->addr, frame->addr_len)))
+        {
             return VMESS_ERR_BAD_FRAME;
         }
     }
@@ -191,60 +199,6 @@ vmess_mux_parse_header(const uint8_t *p, size_t meta_len,
         frame->data_len = (uint16_t) (meta[meta_len] << 8
                                       | meta[meta_len + 1]);
     }
-
-    return VMESS_OK;
-}
-
-
-/* p: address type and address, len: meta bytes left for them */
-
-static int
-vmess_mux_parse_addr(const uint8_t *p, size_t len, vmess_mux_frame_t *frame)
-{
-    size_t  n;
-
-    if (len < 1) {
-        return VMESS_ERR_BAD_FRAME;
-    }
-
-    frame->addr_type = p[0];
-    p++;
-    len--;
-
-    switch (frame->addr_type) {
-
-    case VMESS_ADDR_IPV4:
-        n = 4;
-        break;
-
-    case VMESS_ADDR_IPV6:
-        n = 16;
-        break;
-
-    case VMESS_ADDR_DOMAIN:
-        if (len < 1) {
-            return VMESS_ERR_BAD_FRAME;
-        }
-
-        n = p[0];
-        p++;
-        len--;
-        break;
-
-    default:
-        return VMESS_ERR_BAD_FRAME;
-    }
-
-    if (n > len) {
-        return VMESS_ERR_BAD_FRAME;
-    }
-
-    if (frame->addr_type == VMESS_ADDR_DOMAIN && !vmess_domain_valid(p, n)) {
-        return VMESS_ERR_BAD_FRAME;
-    }
-
-    memcpy(frame->addr, p, n);
-    frame->addr_len = (uint8_t) n;
 
     return VMESS_OK;
 }

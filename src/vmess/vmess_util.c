@@ -1,5 +1,6 @@
 /*
- * Error strings, checksums and UUID text.
+ * Error strings, checksums, UUID text, and what the header shares with the
+ * body (the session check) and with Mux.Cool (the address parser).
  */
 
 #include <string.h>
@@ -204,4 +205,90 @@ vmess_domain_valid(const uint8_t *p, size_t len)
     }
 
     return 1;
+}
+
+
+int
+vmess_addr_parse(const uint8_t *p, size_t len, size_t *pos, uint8_t *type,
+    uint8_t addr[255], uint8_t *addr_len)
+{
+    size_t  i, n;
+
+    i = *pos;
+
+    if (len - i < 1) {
+        return VMESS_AGAIN;
+    }
+
+    *type = p[i++];
+
+    switch (*type) {
+
+    case VMESS_ADDR_IPV4:
+        n = 4;
+        break;
+
+    case VMESS_ADDR_IPV6:
+        n = 16;
+        break;
+
+    case VMESS_ADDR_DOMAIN:
+        if (len - i < 1) {
+            return VMESS_AGAIN;
+        }
+
+        n = p[i++];
+        break;
+
+    default:
+        *pos = i;
+        return VMESS_ERR_UNSUPPORTED_ADDRESS;
+    }
+
+    if (len - i < n) {
+        return VMESS_AGAIN;
+    }
+
+    memcpy(addr, p + i, n);
+    *addr_len = (uint8_t) n;
+    *pos = i + n;
+
+    return VMESS_OK;
+}
+
+
+int
+vmess_session_check(uint8_t security, uint8_t command, uint8_t options)
+{
+    switch (security) {
+
+    case VMESS_SEC_AES_128_CFB:
+    case VMESS_SEC_AES_128_GCM:
+    case VMESS_SEC_CHACHA20_POLY1305:
+    case VMESS_SEC_NONE:
+        break;
+
+    default:
+        return VMESS_ERR_UNSUPPORTED_SECURITY;
+    }
+
+    switch (command) {
+
+    case VMESS_CMD_TCP:
+    case VMESS_CMD_UDP:
+    case VMESS_CMD_MUX:
+        break;
+
+    default:
+        return VMESS_ERR_UNSUPPORTED_COMMAND;
+    }
+
+    /* global padding draws from the masking stream: it crashes v2ray */
+    if ((options & VMESS_OPT_GLOBAL_PADDING)
+        && !(options & VMESS_OPT_CHUNK_MASKING))
+    {
+        return VMESS_ERR_BAD_OPTION;
+    }
+
+    return VMESS_OK;
 }

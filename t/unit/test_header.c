@@ -1,6 +1,7 @@
 /*
  * Request header: known-answer open and seal in both modes, byte-by-byte
- * feeding, every rejection path, address text and session keys.
+ * feeding, every rejection path, address text and session keys; the
+ * session check and address parser it shares with the body and Mux.Cool.
  */
 
 #include <stdio.h>
@@ -45,6 +46,7 @@ static void test_domain_ip(void);
 static void test_seal_limits(void);
 static void test_addr_format(void);
 static void test_session(void);
+static void test_shared(void);
 
 
 static const uint8_t  rand4[4] = { 0xa1, 0xb2, 0xc3, 0xd4 };
@@ -1090,6 +1092,59 @@ test_session(void)
 }
 
 
+static void
+test_shared(void)
+{
+    int      rc;
+    size_t   pos;
+    uint8_t  type, addr[255], addr_len;
+
+    static const uint8_t  ipv6[] = {
+        0xee, 3, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 0xff
+    };
+    static const uint8_t  domain[] = { 2, 3, 'a', '.', 'b' };
+    static const uint8_t  unknown[] = { 9, 9, 9 };
+
+    ok(vmess_session_check(5, 3, 0x0d) == VMESS_OK,
+       "session check: none, mux, 0x08 with 0x04");
+    ok(vmess_session_check(2, 9, 0x08) == VMESS_ERR_UNSUPPORTED_SECURITY,
+       "session check: security before command and option");
+    ok(vmess_session_check(3, 9, 0x08) == VMESS_ERR_UNSUPPORTED_COMMAND,
+       "session check: command before option");
+    ok(vmess_session_check(4, 1, 0x08) == VMESS_ERR_BAD_OPTION,
+       "session check: 0x08 without 0x04");
+
+    pos = 1;
+    rc = vmess_addr_parse(ipv6, sizeof(ipv6), &pos, &type, addr, &addr_len);
+    ok(rc == VMESS_OK && pos == 18 && type == VMESS_ADDR_IPV6
+       && addr_len == 16 && memcmp(addr, ipv6 + 2, 16) == 0,
+       "address parse: IPv6 from *pos, *pos past it, the rest left");
+
+    pos = 0;
+    rc = vmess_addr_parse(domain, sizeof(domain), &pos, &type, addr,
+                          &addr_len);
+    ok(rc == VMESS_OK && pos == 5 && type == VMESS_ADDR_DOMAIN
+       && addr_len == 3 && memcmp(addr, "a.b", 3) == 0,
+       "address parse: domain after its length byte");
+
+    pos = 0;
+    rc = vmess_addr_parse(domain, sizeof(domain) - 1, &pos, &type, addr,
+                          &addr_len);
+    ok(rc == VMESS_AGAIN && pos == 0, "address parse: short domain, AGAIN");
+
+    pos = 0;
+    rc = vmess_addr_parse(domain, 0, &pos, &type, addr, &addr_len);
+    ok(rc == VMESS_AGAIN && pos == 0, "address parse: no type byte, AGAIN");
+
+    pos = 0;
+    rc = vmess_addr_parse(unknown, sizeof(unknown), &pos, &type, addr,
+                          &addr_len);
+    ok(rc == VMESS_ERR_UNSUPPORTED_ADDRESS && pos == 1 && type == 9,
+       "address parse: unknown type, *pos past the type byte");
+}
+
+
 int
 main(void)
 {
@@ -1102,6 +1157,7 @@ main(void)
     test_seal_limits();
     test_addr_format();
     test_session();
+    test_shared();
 
     return unit_done();
 }
