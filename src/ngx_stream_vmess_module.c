@@ -76,9 +76,16 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
 
     { ngx_string("vmess_websocket"),
       NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
-      ngx_stream_vmess_websocket,
+      ngx_stream_vmess_transport,
       NGX_STREAM_SRV_CONF_OFFSET,
-      0,
+      offsetof(ngx_stream_vmess_srv_conf_t, ws),
+      NULL },
+
+    { ngx_string("vmess_httpupgrade"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_vmess_transport,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, httpupgrade),
       NULL },
 
     { ngx_string("vmess_allow_private"),
