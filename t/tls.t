@@ -1,9 +1,11 @@
 #!/usr/bin/perl
-# One TLS port for a web site and VMess (issue #8, shape "raw TLS"):
-# stream "listen ssl" + vmess + vmess_fallback to the site's http server.
-# A real v2ray 4.34 client with security "tls" moves 16 MiB each way
-# (sha256 compared); curl gets the site's exact index through the same
-# port.
+# One TLS port for a web site and VMess (issue #8, shape "raw TLS"; issue
+# #18: raw VMess and WebSocket on the same port):
+# stream "listen ssl" + vmess + vmess_websocket + vmess_fallback to the
+# site's http server.  curl gets the site's exact index as the first
+# request after start; real v2ray 4.34 clients, one with "network": "tcp"
+# and one with "ws", both with security "tls", move 16 MiB each way
+# (sha256 compared) through the same port.
 
 use strict;
 use warnings;
@@ -43,6 +45,7 @@ stream {
         vmess on;
         vmess_user ALICE alice;
         vmess_allow_private on;
+        vmess_websocket /ray;
         vmess_fallback 127.0.0.1:%%PORT_site%%;
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/access.log vmess;
@@ -51,25 +54,38 @@ stream {
 EOF
 $t->run();
 
-my $echo = $t->target('echo');
 my $tls = $t->port('tls');
+
+# the first connection after start
+my $got = `curl -sS --max-time 10 --cacert $dir/ca.crt --resolve www.example.test:$tls:127.0.0.1 https://www.example.test:$tls/index.html 2>&1`;
+is(sha256_hex($got), sha256_hex($page),
+   'curl gets the site over the TLS port, first request after start')
+    or diag($got);
+
+my $echo = $t->target('echo');
+my $tls_settings = '"security": "tls", "tlsSettings":'
+    . ' {"serverName": "www.example.test", "allowInsecure": true}';
 
 my $port = $t->v2ray_client(
     server => $tls, uuid => $alice, security => 'aes-128-gcm',
     target_host => '127.0.0.1', target_port => $echo,
-    stream_settings => '{"network": "tcp", "security": "tls",'
-        . ' "tlsSettings": {"serverName": "www.example.test",'
-        . ' "allowInsecure": true}}');
+    stream_settings => qq/{"network": "tcp", $tls_settings}/);
 is($t->plain_echo($port, 16 * 1024 * 1024), 1,
-   'v2ray over TLS: 16 MiB each way');
+   'v2ray raw VMess over TLS: 16 MiB each way');
 
-my $got = `curl -sS --max-time 10 --cacert $dir/ca.crt --resolve www.example.test:$tls:127.0.0.1 https://www.example.test:$tls/ 2>&1`;
-is(sha256_hex($got), sha256_hex($page), 'curl gets the site over the same TLS port')
-    or diag($got);
+my $ws = $t->v2ray_client(
+    name => 'v2ray-ws', server => $tls, uuid => $alice,
+    security => 'chacha20-poly1305', target_host => '127.0.0.1',
+    target_port => $echo,
+    stream_settings => qq/{"network": "ws", $tls_settings,/
+        . ' "wsSettings": {"path": "/ray"}}');
+is($t->plain_echo($ws, 16 * 1024 * 1024), 1,
+   'v2ray WebSocket over TLS, same port: 16 MiB each way');
 
 $t->stop();
 my $log = read_file("$dir/access.log");
-like($log, qr/^ok alice 127\.0\.0\.1:$echo$/m, 'VMess session logged');
+my $oks = () = $log =~ /^ok alice 127\.0\.0\.1:$echo$/mg;
+is($oks, 2, 'both VMess sessions logged') or diag($log);
 like($log, qr/^unknown_user - 127\.0\.0\.1:\d+$/m, 'browser fell back to the site')
     or diag($log);
 like($t->error_log(), qr/\[info\] .*vmess: unknown user, fallback to 127\.0\.0\.1:\d+/,
