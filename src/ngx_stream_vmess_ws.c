@@ -61,7 +61,7 @@ static ngx_int_t ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
     ngx_stream_vmess_ws_request_t *r);
 static ngx_int_t ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s,
-    ngx_str_t *value);
+    ngx_stream_vmess_ws_request_t *r);
 static ngx_int_t ngx_stream_vmess_ws_fallback(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     ngx_stream_vmess_ws_conf_t *conf, const char *reason);
@@ -177,9 +177,7 @@ ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
         return ngx_stream_vmess_ws_fallback(s, ctx, vscf, r.conf, reason);
     }
 
-    if (r.real_ip.len && ngx_stream_vmess_ws_real_ip(s, &r.real_ip)
-                         != NGX_OK)
-    {
+    if (r.real_ip.len && ngx_stream_vmess_ws_real_ip(s, &r) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -648,13 +646,16 @@ ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
  */
 
 static ngx_int_t
-ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s, ngx_str_t *value)
+ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s,
+    ngx_stream_vmess_ws_request_t *r)
 {
     u_char            *p;
+    ngx_str_t         *value;
     ngx_addr_t         addr;
     ngx_connection_t  *c;
 
     c = s->connection;
+    value = &r->real_ip;
 
     if (c->sockaddr->sa_family != AF_UNIX) {
         return NGX_OK;
@@ -662,7 +663,8 @@ ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s, ngx_str_t *value)
 
     if (ngx_parse_addr(c->pool, &addr, value->data, value->len) != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "vmess websocket: bad real ip \"%V\"", value);
+                      "vmess %s: bad real ip \"%V\"",
+                      ngx_stream_vmess_ws_name(r->conf), value);
         return NGX_OK;
     }
 

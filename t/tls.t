@@ -5,7 +5,8 @@
 # site's http server.  curl gets the site's exact index as the first
 # request after start; real v2ray 4.34 clients, one with "network": "tcp"
 # and one with "ws", both with security "tls", move 16 MiB each way
-# (sha256 compared) through the same port.
+# (sha256 compared) through the same port; one with "http" (HTTP/2) gets
+# nothing, as README says.
 
 use strict;
 use warnings;
@@ -13,6 +14,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Digest::SHA qw/sha256_hex/;
+use Time::HiRes qw/sleep/;
 use VMessTest qw/random_uuid read_file write_file/;
 
 my $t = VMessTest->new();
@@ -81,6 +83,29 @@ my $ws = $t->v2ray_client(
         . ' "wsSettings": {"path": "/ray"}}');
 is($t->plain_echo($ws, 16 * 1024 * 1024), 1,
    'v2ray WebSocket over TLS, same port: 16 MiB each way');
+
+# HTTP/2 (v2ray "network": "http") is not supported: the client wants
+# ALPN h2, which nginx does not select here, and sends nothing
+my $h2 = $t->v2ray_client(
+    name => 'v2ray-h2', server => $tls, uuid => $alice,
+    security => 'aes-128-gcm', target_host => '127.0.0.1',
+    target_port => $echo,
+    stream_settings => qq/{"network": "http", $tls_settings,/
+        . ' "httpSettings": {"path": "/ray"}}');
+like($t->plain_echo($h2, 1024, 5), qr/^sent 1024 bytes, got 0 back/,
+     'v2ray HTTP/2 transport: nothing comes back');
+my $alpn = 0;
+for (1 .. 200) {
+    last if $alpn = read_file("$dir/v2ray-h2.log")
+                    =~ /http2: unexpected ALPN protocol/;
+    sleep 0.1;
+}
+ok($alpn, 'v2ray HTTP/2 transport: the client gave up on ALPN')
+    or diag(read_file("$dir/v2ray-h2.log"));
+# v2ray keeps those TLS connections open: closed with it
+$t->kill_daemons();
+ok($t->wait_log(qr/vmess: incomplete header, 0 bytes received/),
+   'v2ray HTTP/2 transport: nginx got no byte after TLS');
 
 $t->stop();
 my $log = read_file("$dir/access.log");
