@@ -93,6 +93,8 @@ typedef struct {
     ngx_str_t                       host;
     ngx_str_t                       real_ip_header;
     size_t                          max_frame;
+    ngx_str_t                       file;       /* where it was set */
+    ngx_uint_t                      line;
     unsigned                        raw:1;      /* httpupgrade: no frames */
 } ngx_stream_vmess_ws_conf_t;
 

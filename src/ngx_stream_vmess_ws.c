@@ -29,8 +29,12 @@
 #define NGX_STREAM_VMESS_WS_VERSION     0x08
 #define NGX_STREAM_VMESS_WS_HOST        0x10
 
-#define NGX_STREAM_VMESS_WS_NEEDS       0x1f
-#define NGX_STREAM_VMESS_HU_NEEDS       0x13
+#define NGX_STREAM_VMESS_HU_NEEDS                                          \
+    (NGX_STREAM_VMESS_WS_UPGRADE|NGX_STREAM_VMESS_WS_CONNECTION             \
+     |NGX_STREAM_VMESS_WS_HOST)
+#define NGX_STREAM_VMESS_WS_NEEDS                                          \
+    (NGX_STREAM_VMESS_HU_NEEDS|NGX_STREAM_VMESS_WS_KEY                      \
+     |NGX_STREAM_VMESS_WS_VERSION)
 
 
 typedef struct {
@@ -408,9 +412,9 @@ static ngx_int_t
 ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_request_t *r, u_char *name,
     size_t nlen, u_char *value, size_t vlen, const char **reason)
 {
-    u_char                      key[24], *colon;
-    size_t                      hlen;
-    ngx_str_t                   src, dst;
+    u_char                      *colon, key[24];
+    size_t                       hlen;
+    ngx_str_t                    src, dst;
     ngx_stream_vmess_ws_conf_t  *wscf;
 
 #define ngx_ws_is(s)                                                         \
@@ -731,10 +735,10 @@ ngx_stream_vmess_transport(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_vmess_srv_conf_t *vscf = conf;
 
-    ssize_t                       size;
-    ngx_str_t                    *value, s;
-    ngx_uint_t                    i, raw;
-    ngx_stream_vmess_ws_conf_t   *wscf, **field, *other;
+    ssize_t                      size;
+    ngx_str_t                   *value, s;
+    ngx_uint_t                   i, raw;
+    ngx_stream_vmess_ws_conf_t  *wscf, **field, *other;
 
     field = (ngx_stream_vmess_ws_conf_t **) ((char *) conf + cmd->offset);
 
@@ -775,6 +779,8 @@ ngx_stream_vmess_transport(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     wscf->path = value[1];
     wscf->max_frame = NGX_STREAM_VMESS_WS_FRAME_MAX;
+    wscf->file = cf->conf_file->file.name;
+    wscf->line = cf->conf_file->line;
     wscf->raw = raw;
 
     for (i = 2; i < cf->args->nelts; i++) {

@@ -86,6 +86,10 @@ refused('upgrade_max_frame',
 refused('upgrade_bad_path',
         conf(extra => "        vmess_httpupgrade up;\n"),
         qr/vmess_httpupgrade/, 'invalid httpupgrade path "up"');
+my $off = conf(extra => "        vmess_httpupgrade /up;\n")
+    =~ s/vmess on;/vmess off;/r;
+refused('upgrade_no_vmess', $off, qr/vmess_httpupgrade \/up/,
+        '"vmess_httpupgrade" needs "vmess on"');
 refused('upgrade_twice',
         conf(extra => "        vmess_httpupgrade /a;\n"
                       . "        vmess_httpupgrade /b;\n"),
