@@ -76,9 +76,16 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
 
     { ngx_string("vmess_websocket"),
       NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
-      ngx_stream_vmess_websocket,
+      ngx_stream_vmess_transport,
       NGX_STREAM_SRV_CONF_OFFSET,
-      0,
+      offsetof(ngx_stream_vmess_srv_conf_t, ws),
+      NULL },
+
+    { ngx_string("vmess_httpupgrade"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_vmess_transport,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, httpupgrade),
       NULL },
 
     { ngx_string("vmess_allow_private"),
@@ -309,6 +316,7 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_stream_vmess_srv_conf_t *prev = parent;
     ngx_stream_vmess_srv_conf_t *conf = child;
 
+    ngx_stream_vmess_ws_conf_t    *wscf;
     ngx_stream_vmess_main_conf_t  *vmcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
@@ -327,6 +335,16 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (!conf->enable) {
+        wscf = conf->ws ? conf->ws : conf->httpupgrade;
+
+        if (wscf) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"vmess_%s\" needs \"vmess on\" in %V:%ui",
+                          wscf->raw ? "httpupgrade" : "websocket",
+                          &wscf->file, wscf->line);
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 

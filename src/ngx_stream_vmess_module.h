@@ -86,11 +86,16 @@ typedef struct {
 } ngx_stream_vmess_user_conf_t;
 
 
+/* "vmess_websocket", "vmess_httpupgrade": an HTTP upgrade on a path */
+
 typedef struct {
     ngx_str_t                       path;
     ngx_str_t                       host;
     ngx_str_t                       real_ip_header;
     size_t                          max_frame;
+    ngx_str_t                       file;       /* where it was set */
+    ngx_uint_t                      line;
+    unsigned                        raw:1;      /* httpupgrade: no frames */
 } ngx_stream_vmess_ws_conf_t;
 
 
@@ -113,6 +118,7 @@ typedef struct {
     ngx_array_t                    *user_confs;
     ngx_str_t                       fallback;
     ngx_stream_vmess_ws_conf_t     *ws;         /* "vmess_websocket" */
+    ngx_stream_vmess_ws_conf_t     *httpupgrade;
 
     /* built at merge time for "vmess on" servers */
     vmess_user_t                   *users;
@@ -221,6 +227,7 @@ typedef struct {
     unsigned                        enc_init:1;
     unsigned                        wrap_logged:1;
     unsigned                        proxy_protocol:1;
+    unsigned                        upgraded:1; /* a 101 was sent */
 
     ngx_str_t                       target;     /* host:port, IP literal */
     ngx_str_t                       host;       /* as sent */
@@ -351,8 +358,9 @@ ngx_int_t ngx_stream_vmess_destination(ngx_log_t *log, ngx_pool_t *pool,
     ngx_sockaddr_t *sockaddr, socklen_t socklen, in_port_t port,
     ngx_flag_t allow_private, ngx_str_t *name);
 
-/* ngx_stream_vmess_ws.c, ngx_stream_vmess_ws_frame.c: WebSocket */
-char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+/* ngx_stream_vmess_ws.c, ngx_stream_vmess_ws_frame.c: WebSocket and
+ * HTTPUpgrade */
+char *ngx_stream_vmess_transport(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);

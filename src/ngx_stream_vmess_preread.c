@@ -164,7 +164,7 @@ ngx_stream_vmess_preread_handler(ngx_stream_session_t *s)
         return NGX_AGAIN;
     }
 
-    if (vscf->ws) {
+    if (vscf->ws || vscf->httpupgrade) {
         rc = ngx_stream_vmess_ws_preread(s, ctx, vscf);
 
         if (rc != NGX_DECLINED) {

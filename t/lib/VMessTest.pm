@@ -344,6 +344,55 @@ sub recorder {
     return $ls->sockport();
 }
 
+# a plain TCP port whose connections go on over TLS (SNI name, no
+# certificate check) to 127.0.0.1:port, for clients without TLS; returns
+# the plain port
+sub tls_bridge {
+    my ($self, $port, $name) = @_;
+    require IO::Socket::SSL;
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 64,
+                                   ReuseAddr => 1) or die "listen: $!";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        $SIG{CHLD} = 'IGNORE';
+        while (my $c = $ls->accept()) {
+            next if fork();
+            my $u = IO::Socket::SSL->new(
+                PeerAddr => "127.0.0.1:$port", SSL_hostname => $name,
+                SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE())
+                or exit 1;
+            pump($c, $u);
+            exit 0;
+        }
+        exit 0;
+    }
+    push @{$self->{daemons}}, $pid;
+    return $ls->sockport();
+}
+
+# bytes both ways until either side closes; reads of 16 KiB take whole
+# TLS records, so nothing waits inside IO::Socket::SSL unseen by select
+sub pump {
+    my ($a, $b) = @_;
+    my $sel = IO::Select->new($a, $b);
+    my $buf;
+    while (my @ready = $sel->can_read()) {
+        for my $from (@ready) {
+            my $to = $from == $a ? $b : $a;
+            do {
+                my $n = $from->sysread($buf, 16384);
+                return unless $n;
+                my $off = 0;
+                while ($off < $n) {
+                    my $k = $to->syswrite($buf, $n - $off, $off);
+                    return unless $k;
+                    $off += $k;
+                }
+            } while ($from->can('pending') && $from->pending());
+        }
+    }
+}
+
 # plain TCP: sends n random bytes to port, reads them back; returns 1 when
 # all came back equal (sha256 compared), else a diagnostic string
 sub plain_echo {
