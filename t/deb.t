@@ -3,7 +3,8 @@
 # dpkg -i on this machine: the module in /usr/lib/nginx/modules, its
 # load_module file in modules-available enabled by a modules-enabled link,
 # Depends on the installed nginx's ABI; nginx -t with the stock
-# /etc/nginx/nginx.conf plus a vmess stream server; one v2ray 4.34 session
+# /etc/nginx/nginx.conf plus a vmess stream server, and the installed
+# vmess-links prints its link from that config; one v2ray 4.34 session
 # (1 MiB each way) through an nginx that loads only what modules-enabled
 # loads; then dpkg -r: the module gone, the stock config still passes
 # nginx -t, the vmess server no longer does; dpkg --purge leaves
@@ -19,12 +20,14 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use MIME::Base64 qw/decode_base64/;
 use VMessTest qw/random_uuid read_file write_file/;
 
 my $PKG = 'libnginx-mod-stream-vmess';
 my $ENABLED = '/etc/nginx/modules-enabled';
 my $LINK = "$ENABLED/70-mod-stream-vmess.conf";
 my $SO = '/usr/lib/nginx/modules/ngx_stream_vmess_module.so';
+my $LINKS = "/usr/share/$PKG/vmess-links";
 
 plan skip_all => 'deb.t installs a package into the system: run it as root'
     if $> != 0;
@@ -123,6 +126,14 @@ is($? >> 8, 0, 'nginx -t: the stock nginx.conf plus a vmess stream server')
 $out = `/usr/sbin/nginx -t -c /etc/nginx/nginx.conf 2>&1`;
 is($? >> 8, 0, 'nginx -t: the stock nginx.conf') or diag($out);
 
+# the installed vmess-links reads the same config (Debian's stock files
+# included) and finds the one server and user
+$out = `$LINKS -c $dir/stock.conf -f link 2>&1`;
+my ($json) = $out =~ m{^vmess://(\S+)$} ? (decode_base64($1)) : ('');
+my $vmess_port = $t->port('vmess');
+like($json, qr/"add":"127\.0\.0\.1","port":"$vmess_port","id":"$alice"/,
+     'the installed vmess-links prints the server\'s link') or diag($out);
+
 # ---- one v2ray session through the installed module
 
 # modules-enabled names "modules/…" relative to the prefix, which is
@@ -154,7 +165,8 @@ $t->finish();
 
 ($rc, $out) = dpkg('-r', $PKG);
 is($rc, 0, 'dpkg -r') or diag($out);
-ok(!-e $SO && !-l $LINK, 'the module and its modules-enabled link are gone');
+ok(!-e $SO && !-l $LINK && !-e $LINKS,
+   'the module, its modules-enabled link and vmess-links are gone');
 $out = `/usr/sbin/nginx -t -c /etc/nginx/nginx.conf 2>&1`;
 is($? >> 8, 0, 'nginx -t: the stock nginx.conf still passes') or diag($out);
 $out = `$stock_test`;
