@@ -28,7 +28,7 @@ SAN_FLAGS   = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=all
 
 CORE_SRCS  := $(wildcard src/vmess/*.c)
-CORE_HDRS  := src/vmess/vmess.h
+CORE_HDRS  := src/vmess/vmess.h src/vmess/vmess_body.h
 GLUE_SRCS  := $(wildcard src/ngx_stream_vmess_*.c src/ngx_stream_vmess_*.h)
 UNIT_SRCS  := $(wildcard t/unit/test_*.c)
 UNIT_BINS  := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))

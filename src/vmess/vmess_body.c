@@ -1,6 +1,6 @@
 /*
- * Body codec, one direction (VMESS-SPEC.md §7), and the response header
- * (§6.2-6.4, §9).
+ * Body codec, one direction (VMESS-SPEC.md §7): keying and the sealing
+ * side; vmess_body_open.c opens, vmess_response.c does the response header.
  *
  * A chunk is LengthField || Sealed || Padding with L = len(Sealed) + pad.
  * The length field is 2 bytes (plain, or XOR a SHAKE128 mask) or, with
@@ -18,28 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "vmess.h"
-
-
-#define VMESS_BODY_READ_LEN     0   /* collecting a length field */
-#define VMESS_BODY_READ_DATA    1   /* collecting Sealed || Padding */
-#define VMESS_BODY_FAILED       2   /* an error ended the stream */
-
-#define VMESS_CFB_UNSET         0
-#define VMESS_CFB_ENCRYPT       1
-#define VMESS_CFB_DECRYPT       2
-
-#define VMESS_TAG_LEN           16
-#define VMESS_FNV_LEN           4
-#define VMESS_NONCE_LEN         12
-#define VMESS_PAD_MAX           63
-#define VMESS_LEN_FIELD         2
-#define VMESS_LEN_FIELD_SEALED  (2 + VMESS_TAG_LEN)
-
-/* V, option, command, M, then at most 255 bytes of command data */
-#define VMESS_RESP_PLAIN_MAX    (4 + 255)
-/* hostLen(1) port(2) id(16) alterIds(2) level(1) validMinutes(1) */
-#define VMESS_SWITCH_FIXED      23
+#include "vmess_body.h"
 
 
 static int vmess_chacha_key(const uint8_t key[16], uint8_t out[32]);
@@ -47,57 +26,17 @@ static int vmess_body_aead_ctx(EVP_CIPHER_CTX **ctx, int security,
     const uint8_t key[16]);
 static int vmess_body_cipher_ctx(EVP_CIPHER_CTX **ctx,
     const EVP_CIPHER *cipher);
-static void vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
-    const uint8_t iv[16]);
-static int vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
-    const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
-static int vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
-    const uint8_t *in, size_t len, uint8_t *out);
-static int vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out,
-    const uint8_t *in, size_t len);
-static int vmess_body_cfb_start(vmess_body_t *b, int role);
-static int vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
-    const uint8_t *in, size_t len);
-static void vmess_body_forget_key(vmess_body_t *b);
 static int vmess_body_is_aead(const vmess_body_t *b);
 static size_t vmess_body_max_plain(const vmess_body_t *b);
 static size_t vmess_body_head_size(const vmess_body_t *b);
-static int vmess_body_nonce_check(const vmess_body_t *b);
-static void vmess_body_count(vmess_body_t *b);
 static int vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in,
     size_t len, const uint8_t *pad, uint8_t *head, uint8_t *data,
     uint8_t *tail, size_t *head_len, size_t *tail_len);
-static int vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len,
-    int stage, size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
-    size_t *produced);
-static int vmess_body_read_length(vmess_body_t *b);
-static int vmess_body_open_chunk(vmess_body_t *b, uint8_t *src,
-    uint8_t *out, uint8_t **plain, size_t *produced);
-static int vmess_body_open_raw(vmess_body_t *b, uint8_t *in,
-    size_t len, size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
-    size_t *produced);
-static int vmess_response_kdf(const uint8_t secret[16], const char *salt,
-    uint8_t *out, size_t n);
-static int vmess_response_aead_key(vmess_body_t *b, const char *key_salt,
-    const char *nonce_salt, int enc, uint8_t nonce[VMESS_NONCE_LEN]);
-static int vmess_response_open_aead(vmess_body_t *b, const uint8_t *in,
-    size_t len, uint8_t *plain, size_t *used);
-static int vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in,
-    size_t len, uint8_t *plain, size_t *used);
-static int vmess_response_done(vmess_body_t *b);
-static int vmess_switch_account_encode(const vmess_switch_account_t *cmd,
-    uint8_t *out, size_t *len);
-static int vmess_switch_account_decode(const uint8_t *p, size_t len,
-    vmess_switch_account_t *cmd);
 
 
 static const uint8_t  vmess_zero_pad[VMESS_PAD_MAX];
 
 static const char  vmess_auth_len_salt[] = "auth_len";
-static const char  vmess_resp_len_key[] = "AEAD Resp Header Len Key";
-static const char  vmess_resp_len_iv[] = "AEAD Resp Header Len IV";
-static const char  vmess_resp_key[] = "AEAD Resp Header Key";
-static const char  vmess_resp_iv[] = "AEAD Resp Header IV";
 
 
 /* ChaCha20-Poly1305 key: MD5(k) || MD5(MD5(k)) */
@@ -159,7 +98,7 @@ vmess_body_aead_ctx(EVP_CIPHER_CTX **ctx, int security, const uint8_t key[16])
 
 /* BE16(count) || IV[2:12] */
 
-static void
+void
 vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
     const uint8_t iv[16])
 {
@@ -171,7 +110,7 @@ vmess_body_nonce(uint8_t nonce[VMESS_NONCE_LEN], uint16_t count,
 
 /* out = ciphertext (len bytes, may be in itself), tag: 16 bytes; empty AAD */
 
-static int
+int
 vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     size_t len, uint8_t *out, uint8_t *tag)
 {
@@ -200,7 +139,7 @@ vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
 
 /* in = ciphertext || tag (len >= 16 bytes); out gets len - 16 bytes */
 
-static int
+int
 vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     size_t len, uint8_t *out)
 {
@@ -235,7 +174,7 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
 
 /* the CFB stream and the AEADs give out all they are given at once */
 
-static int
+int
 vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
     size_t len)
 {
@@ -258,7 +197,7 @@ vmess_cipher_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
  * this codec writes or reads.
  */
 
-static int
+int
 vmess_body_cfb_start(vmess_body_t *b, int role)
 {
     if (b->cfb_role == role) {
@@ -287,7 +226,7 @@ vmess_body_cfb_start(vmess_body_t *b, int role)
  * for role on first use), otherwise as they are; out may be in.
  */
 
-static int
+int
 vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
     const uint8_t *in, size_t len)
 {
@@ -313,7 +252,7 @@ vmess_body_cfb_copy(vmess_body_t *b, int role, uint8_t *out,
 /* the raw key is kept only for a CFB stream not yet keyed and for the
  * response header */
 
-static void
+void
 vmess_body_forget_key(vmess_body_t *b)
 {
     if ((b->security == VMESS_SEC_AES_128_CFB
@@ -357,7 +296,7 @@ vmess_body_head_size(const vmess_body_t *b)
 /* strict mode: the chunk about to be sealed or opened would reuse
  * counter 0 under the same key */
 
-static int
+int
 vmess_body_nonce_check(const vmess_body_t *b)
 {
     if ((b->flags & VMESS_BODY_STRICT_NONCE) && vmess_body_is_aead(b)
@@ -372,7 +311,7 @@ vmess_body_nonce_check(const vmess_body_t *b)
 
 /* the data nonce counter; the 0x10 length counter moves on its own */
 
-static void
+void
 vmess_body_count(vmess_body_t *b)
 {
     if (vmess_body_is_aead(b) && ++b->count == 0) {
@@ -750,758 +689,6 @@ vmess_body_seal_chunk(vmess_body_t *b, const uint8_t *in, size_t len,
     }
 
     vmess_body_count(b);
-
-    return VMESS_OK;
-}
-
-
-int
-vmess_body_open(vmess_body_t *b, const uint8_t *in, size_t len,
-    size_t *consumed, uint8_t *out, size_t cap, size_t *produced)
-{
-    uint8_t  *plain;
-
-    /* with an out buffer, in is only read */
-    return vmess_body_read(b, (uint8_t *) in, len, 1, consumed, out, cap,
-                           &plain, produced);
-}
-
-
-int
-vmess_body_open_inplace(vmess_body_t *b, uint8_t *in, size_t len, int stage,
-    size_t *consumed, uint8_t **plain, size_t *produced)
-{
-    return vmess_body_read(b, in, len, stage, consumed, NULL, 0, plain,
-                           produced);
-}
-
-
-size_t
-vmess_body_pending(const vmess_body_t *b)
-{
-    if (!b->chunked || b->state != VMESS_BODY_READ_DATA) {
-        return 0;
-    }
-
-    return b->chunk_len - b->staged;
-}
-
-
-/* out == NULL: the plaintext is left in place (in or staging) */
-
-static int
-vmess_body_read(vmess_body_t *b, uint8_t *in, size_t len, int stage,
-    size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
-    size_t *produced)
-{
-    int       rc;
-    size_t    pos, take, need, avail, plain_len;
-    uint8_t  *src;
-
-    *consumed = 0;
-    *produced = 0;
-    *plain = NULL;
-
-    if (b->state == VMESS_BODY_FAILED) {
-        return VMESS_ERR_INVALID;
-    }
-
-    if (b->eof) {
-        return len > 0 ? VMESS_ERR_BAD_LENGTH : VMESS_OK;
-    }
-
-    if (!b->chunked) {
-        return vmess_body_open_raw(b, in, len, consumed, out, cap, plain,
-                                   produced);
-    }
-
-    pos = 0;
-
-    if (b->state == VMESS_BODY_READ_LEN) {
-        if (len == 0) {
-            return VMESS_AGAIN;
-        }
-
-        take = b->len_size - b->lenbuf_n;
-        if (take > len) {
-            take = len;
-        }
-
-        rc = vmess_body_cfb_copy(b, VMESS_CFB_DECRYPT,
-                                 b->lenbuf + b->lenbuf_n, in, take);
-        if (rc != VMESS_OK) {
-            goto failed;
-        }
-
-        b->lenbuf_n += take;
-        pos = take;
-
-        if (b->lenbuf_n < b->len_size) {
-            *consumed = pos;
-            return VMESS_AGAIN;
-        }
-
-        b->lenbuf_n = 0;
-
-        rc = vmess_body_read_length(b);
-        if (rc != VMESS_OK) {
-            goto failed;
-        }
-
-        b->state = VMESS_BODY_READ_DATA;
-    }
-
-    need = b->chunk_len - b->staged;
-    avail = len - pos;
-
-    /*
-     * In place, security none over a stream (not UDP, where a chunk is a
-     * datagram) has no tag to wait for and no padding: the data of a
-     * chunk that has not all come is passed on where it lies, without
-     * staging.  Some of it is still to come, so the chunk still ends (and
-     * is counted) below, and only a chunk without data is the end marker.
-     */
-    if (out == NULL && b->bare && avail > 0 && avail < need) {
-        b->chunk_len -= avail;
-        *plain = in + pos;
-        *produced = avail;
-        *consumed = len;
-
-        return VMESS_OK;
-    }
-
-    if (avail < need) {
-        *consumed = pos;
-
-        if (avail == 0 || (!stage && b->staged == 0)) {
-            return VMESS_AGAIN;
-        }
-
-        /* staging is asked for only now, when a chunk really straddles */
-        if (b->staging == NULL) {
-            return VMESS_NEED_STAGING;
-        }
-
-        if (b->staging_cap < b->chunk_len) {
-            return VMESS_ERR_INVALID;
-        }
-
-        memcpy(b->staging + b->staged, in + pos, avail);
-        b->staged += avail;
-        *consumed = len;
-
-        return VMESS_AGAIN;
-    }
-
-    plain_len = b->chunk_len - b->pad_len - b->overhead;
-
-    if (out != NULL && plain_len > cap) {
-        *consumed = pos;
-        return VMESS_ERR_NO_SPACE;
-    }
-
-    if (b->staged == 0) {
-        src = in + pos;
-
-    } else {
-        memcpy(b->staging + b->staged, in + pos, need);
-        src = b->staging;
-    }
-
-    pos += need;
-    b->staged = 0;
-    b->state = VMESS_BODY_READ_LEN;
-
-    rc = vmess_body_open_chunk(b, src, out, plain, produced);
-    if (rc != VMESS_OK) {
-        goto failed;
-    }
-
-    *consumed = pos;
-
-    return VMESS_OK;
-
-failed:
-
-    /* a stream that failed is never resumed */
-    b->state = VMESS_BODY_FAILED;
-    *consumed = 0;
-    *produced = 0;
-    *plain = NULL;
-
-    return rc;
-}
-
-
-static int
-vmess_body_read_length(vmess_body_t *b)
-{
-    int       rc;
-    size_t    l, pad_len;
-    uint8_t   nonce[VMESS_NONCE_LEN], field[VMESS_LEN_FIELD];
-    uint16_t  mask;
-
-    rc = vmess_body_nonce_check(b);
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    pad_len = b->padding ? vmess_shake128_next16(&b->shake) % 64 : 0;
-
-    if (b->auth_len) {
-        vmess_body_nonce(nonce, b->len_count, b->len_iv);
-
-        rc = vmess_aead_open(b->len_cipher, nonce, b->lenbuf,
-                             VMESS_LEN_FIELD_SEALED, field);
-        if (rc != VMESS_OK) {
-            return rc;
-        }
-
-        b->len_count++;
-        l = (size_t) ((field[0] << 8) | field[1]) + VMESS_TAG_LEN;
-
-        if (l > VMESS_CHUNK_MAX) {
-            return VMESS_ERR_BAD_LENGTH;
-        }
-
-    } else {
-        mask = b->masking ? vmess_shake128_next16(&b->shake) : 0;
-        l = (size_t) (((b->lenbuf[0] << 8) | b->lenbuf[1]) ^ mask);
-    }
-
-    if (l < (size_t) b->overhead + pad_len) {
-        return VMESS_ERR_BAD_LENGTH;
-    }
-
-    b->chunk_len = l;
-    b->pad_len = pad_len;
-
-    return VMESS_OK;
-}
-
-
-/*
- * src holds the chunk's L bytes: Sealed || Padding.  out == NULL opens it
- * in place: the plaintext is left where its ciphertext was.
- */
-
-static int
-vmess_body_open_chunk(vmess_body_t *b, uint8_t *src, uint8_t *out,
-    uint8_t **plain, size_t *produced)
-{
-    int       rc;
-    size_t    sealed, plain_len;
-    uint8_t   nonce[VMESS_NONCE_LEN], sum[VMESS_FNV_LEN], want[VMESS_FNV_LEN];
-    uint8_t   skip[VMESS_PAD_MAX];
-    uint32_t  fnv;
-
-    sealed = b->chunk_len - b->pad_len;
-    plain_len = sealed - b->overhead;
-
-    if (out == NULL) {
-        out = (b->security == VMESS_SEC_AES_128_CFB) ? src + VMESS_FNV_LEN
-                                                      : src;
-    }
-
-    switch (b->security) {
-    case VMESS_SEC_AES_128_GCM:
-    case VMESS_SEC_CHACHA20_POLY1305:
-        vmess_body_nonce(nonce, b->count, b->iv);
-
-        rc = vmess_aead_open(b->cipher, nonce, src, sealed, out);
-        if (rc != VMESS_OK) {
-            return rc;
-        }
-
-        break;
-
-    case VMESS_SEC_AES_128_CFB:
-        rc = vmess_cipher_update(b->cipher, sum, src, VMESS_FNV_LEN);
-        if (rc == VMESS_OK) {
-            rc = vmess_cipher_update(b->cipher, out, src + VMESS_FNV_LEN,
-                                     plain_len);
-        }
-
-        /* the padding is part of the CFB stream */
-        if (rc == VMESS_OK) {
-            rc = vmess_cipher_update(b->cipher, skip, src + sealed, b->pad_len);
-        }
-
-        if (rc != VMESS_OK) {
-            return rc;
-        }
-
-        fnv = vmess_fnv1a(out, plain_len);
-        want[0] = (uint8_t) (fnv >> 24);
-        want[1] = (uint8_t) (fnv >> 16);
-        want[2] = (uint8_t) (fnv >> 8);
-        want[3] = (uint8_t) fnv;
-
-        if (CRYPTO_memcmp(sum, want, VMESS_FNV_LEN) != 0) {
-            return VMESS_ERR_BAD_AUTH;
-        }
-
-        break;
-
-    default: /* VMESS_SEC_NONE */
-        if (plain_len > 0 && out != src) {
-            memcpy(out, src, plain_len);
-        }
-
-        break;
-    }
-
-    vmess_body_count(b);
-
-    if (plain_len == 0) {
-        b->eof = 1;
-    }
-
-    *plain = out;
-    *produced = plain_len;
-
-    return VMESS_OK;
-}
-
-
-/*
- * security 1 or 5 without 0x01: a bare (CFB) stream, no boundaries; out ==
- * NULL decrypts all of in where it lies
- */
-
-static int
-vmess_body_open_raw(vmess_body_t *b, uint8_t *in, size_t len,
-    size_t *consumed, uint8_t *out, size_t cap, uint8_t **plain,
-    size_t *produced)
-{
-    int     rc;
-    size_t  n;
-
-    if (len == 0) {
-        return VMESS_AGAIN;
-    }
-
-    if (out == NULL) {
-        out = in;
-        cap = len;
-    }
-
-    n = len < cap ? len : cap;
-
-    /* EVP counts in int */
-    if (n > INT_MAX) {
-        n = INT_MAX;
-    }
-
-    if (n == 0) {
-        return VMESS_ERR_NO_SPACE;
-    }
-
-    rc = vmess_body_cfb_copy(b, VMESS_CFB_DECRYPT, out, in, n);
-    if (rc != VMESS_OK) {
-        b->state = VMESS_BODY_FAILED;
-        return rc;
-    }
-
-    *consumed = n;
-    *plain = out;
-    *produced = n;
-
-    return VMESS_OK;
-}
-
-
-static int
-vmess_response_kdf(const uint8_t secret[16], const char *salt, uint8_t *out,
-    size_t n)
-{
-    int            rc;
-    uint8_t        full[32];
-    vmess_bytes_t  path;
-
-    path.data = (const uint8_t *) salt;
-    path.len = strlen(salt);
-
-    rc = vmess_kdf(secret, 16, &path, 1, full);
-    memcpy(out, full, n);
-    OPENSSL_cleanse(full, sizeof(full));
-
-    return rc;
-}
-
-
-/* keys hdr_cipher with KDF16(respKey, key_salt); nonce from respIV */
-
-static int
-vmess_response_aead_key(vmess_body_t *b, const char *key_salt,
-    const char *nonce_salt, int enc, uint8_t nonce[VMESS_NONCE_LEN])
-{
-    int      rc;
-    uint8_t  key[16];
-
-    rc = vmess_response_kdf(b->key, key_salt, key, sizeof(key));
-    if (rc == VMESS_OK) {
-        rc = vmess_response_kdf(b->iv, nonce_salt, nonce, VMESS_NONCE_LEN);
-    }
-
-    if (rc == VMESS_OK
-        && !EVP_CipherInit_ex(b->hdr_cipher, NULL, NULL, key, NULL, enc))
-    {
-        rc = VMESS_ERR_CRYPTO;
-    }
-
-    OPENSSL_cleanse(key, sizeof(key));
-
-    return rc;
-}
-
-
-static int
-vmess_response_done(vmess_body_t *b)
-{
-    b->header_done = 1;
-
-    /* the header context is not needed for the rest of the connection */
-    EVP_CIPHER_CTX_free(b->hdr_cipher);
-    b->hdr_cipher = NULL;
-
-    vmess_body_forget_key(b);
-
-    return VMESS_OK;
-}
-
-
-int
-vmess_response_header_seal(vmess_body_t *b, uint8_t response_v,
-    const vmess_switch_account_t *cmd, uint8_t *out, size_t cap, size_t *len)
-{
-    int              rc;
-    size_t           n, m, need;
-    uint8_t          plain[VMESS_RESP_PLAIN_MAX], field[VMESS_LEN_FIELD];
-    uint8_t          nonce[VMESS_NONCE_LEN];
-    EVP_CIPHER_CTX  *ctx;
-
-    *len = 0;
-
-    if (b->dir != VMESS_DIR_RESPONSE || b->header_done) {
-        return VMESS_ERR_INVALID;
-    }
-
-    plain[0] = response_v;
-    plain[1] = 0;
-    plain[2] = 0;
-    plain[3] = 0;
-    n = 4;
-
-    if (cmd != NULL) {
-        rc = vmess_switch_account_encode(cmd, plain + 4, &m);
-        if (rc != VMESS_OK) {
-            return rc;
-        }
-
-        plain[2] = 1;
-        plain[3] = (uint8_t) m;
-        n += m;
-    }
-
-    need = b->legacy_header ? n : VMESS_LEN_FIELD_SEALED + n + VMESS_TAG_LEN;
-
-    if (need > cap) {
-        return VMESS_ERR_NO_SPACE;
-    }
-
-    if (b->legacy_header) {
-        if (b->security == VMESS_SEC_AES_128_CFB) {
-            rc = vmess_body_cfb_start(b, VMESS_CFB_ENCRYPT);
-            ctx = b->cipher;
-
-        } else {
-            rc = EVP_CipherInit_ex(b->hdr_cipher, NULL, NULL, b->key, b->iv, 1)
-                 ? VMESS_OK : VMESS_ERR_CRYPTO;
-            ctx = b->hdr_cipher;
-        }
-
-        if (rc == VMESS_OK) {
-            rc = vmess_cipher_update(ctx, out, plain, n);
-        }
-
-    } else {
-        field[0] = (uint8_t) (n >> 8);
-        field[1] = (uint8_t) n;
-
-        rc = vmess_response_aead_key(b, vmess_resp_len_key, vmess_resp_len_iv,
-                                     1, nonce);
-        if (rc == VMESS_OK) {
-            rc = vmess_aead_seal(b->hdr_cipher, nonce, field, VMESS_LEN_FIELD,
-                                 out, out + VMESS_LEN_FIELD);
-        }
-
-        if (rc == VMESS_OK) {
-            rc = vmess_response_aead_key(b, vmess_resp_key, vmess_resp_iv, 1,
-                                         nonce);
-        }
-
-        if (rc == VMESS_OK) {
-            rc = vmess_aead_seal(b->hdr_cipher, nonce, plain, n,
-                                 out + VMESS_LEN_FIELD_SEALED,
-                                 out + VMESS_LEN_FIELD_SEALED + n);
-        }
-    }
-
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    *len = need;
-
-    return vmess_response_done(b);
-}
-
-
-int
-vmess_response_header_open(vmess_body_t *b, uint8_t response_v,
-    const uint8_t *in, size_t len, size_t *consumed,
-    vmess_switch_account_t *cmd, int *cmd_found)
-{
-    int                     rc;
-    size_t                  used;
-    uint8_t                 plain[VMESS_RESP_PLAIN_MAX];
-    vmess_switch_account_t  parsed;
-
-    *consumed = 0;
-
-    if (cmd_found != NULL) {
-        *cmd_found = 0;
-    }
-
-    if (b->dir != VMESS_DIR_RESPONSE || b->header_done) {
-        return VMESS_ERR_INVALID;
-    }
-
-    if (b->legacy_header) {
-        rc = vmess_response_open_legacy(b, in, len, plain, &used);
-
-    } else {
-        rc = vmess_response_open_aead(b, in, len, plain, &used);
-    }
-
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    if (plain[0] != response_v) {
-        return VMESS_ERR_BAD_RESPONSE;
-    }
-
-    /* the option byte is ignored; a bad command is skipped (§6.5) */
-    if (plain[2] == 1
-        && vmess_switch_account_decode(plain + 4, plain[3], &parsed)
-           == VMESS_OK)
-    {
-        if (cmd != NULL) {
-            *cmd = parsed;
-        }
-
-        if (cmd_found != NULL) {
-            *cmd_found = 1;
-        }
-    }
-
-    *consumed = used;
-
-    return vmess_response_done(b);
-}
-
-
-/* plain gets V opt cmd M [command]; every attempt starts from byte 0 */
-
-static int
-vmess_response_open_aead(vmess_body_t *b, const uint8_t *in, size_t len,
-    uint8_t *plain, size_t *used)
-{
-    int      rc;
-    size_t   n;
-    uint8_t  field[VMESS_LEN_FIELD], nonce[VMESS_NONCE_LEN];
-
-    if (len < VMESS_LEN_FIELD_SEALED) {
-        return VMESS_AGAIN;
-    }
-
-    rc = vmess_response_aead_key(b, vmess_resp_len_key, vmess_resp_len_iv, 0,
-                                 nonce);
-    if (rc == VMESS_OK) {
-        rc = vmess_aead_open(b->hdr_cipher, nonce, in, VMESS_LEN_FIELD_SEALED,
-                             field);
-    }
-
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    n = (size_t) ((field[0] << 8) | field[1]);
-
-    if (n < 4 || n > VMESS_RESP_PLAIN_MAX) {
-        return VMESS_ERR_BAD_RESPONSE;
-    }
-
-    if (len < VMESS_LEN_FIELD_SEALED + n + VMESS_TAG_LEN) {
-        return VMESS_AGAIN;
-    }
-
-    rc = vmess_response_aead_key(b, vmess_resp_key, vmess_resp_iv, 0, nonce);
-    if (rc == VMESS_OK) {
-        rc = vmess_aead_open(b->hdr_cipher, nonce,
-                             in + VMESS_LEN_FIELD_SEALED, n + VMESS_TAG_LEN,
-                             plain);
-    }
-
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    if (plain[2] != 0 && n < 4 + (size_t) plain[3]) {
-        return VMESS_ERR_BAD_RESPONSE;
-    }
-
-    *used = VMESS_LEN_FIELD_SEALED + n + VMESS_TAG_LEN;
-
-    return VMESS_OK;
-}
-
-
-static int
-vmess_response_open_legacy(vmess_body_t *b, const uint8_t *in, size_t len,
-    uint8_t *plain, size_t *used)
-{
-    int              rc;
-    size_t           m;
-    EVP_CIPHER_CTX  *ctx;
-
-    if (len < 4) {
-        return VMESS_AGAIN;
-    }
-
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        if (b->cfb_role == VMESS_CFB_ENCRYPT) {
-            return VMESS_ERR_INVALID;
-        }
-
-        ctx = b->cipher;
-
-    } else {
-        ctx = b->hdr_cipher;
-    }
-
-    /* the header is the start of the stream: restart it on every try */
-    if (!EVP_CipherInit_ex(ctx, NULL, NULL, b->key, b->iv, 0)) {
-        return VMESS_ERR_CRYPTO;
-    }
-
-    if (b->security == VMESS_SEC_AES_128_CFB) {
-        b->cfb_role = VMESS_CFB_DECRYPT;
-    }
-
-    rc = vmess_cipher_update(ctx, plain, in, 4);
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    m = plain[2] != 0 ? plain[3] : 0;
-
-    if (len < 4 + m) {
-        return VMESS_AGAIN;
-    }
-
-    rc = vmess_cipher_update(ctx, plain + 4, in + 4, m);
-    if (rc != VMESS_OK) {
-        return rc;
-    }
-
-    *used = 4 + m;
-
-    return VMESS_OK;
-}
-
-
-/*
- * BE32 FNV1a(body) || body, body = hostLen host BE16(port) id(16)
- * BE16(alterIds) level validMinutes; out holds up to 255 bytes.
- */
-
-static int
-vmess_switch_account_encode(const vmess_switch_account_t *cmd, uint8_t *out,
-    size_t *len)
-{
-    size_t    n;
-    uint8_t  *p;
-    uint32_t  fnv;
-
-    n = VMESS_FNV_LEN + VMESS_SWITCH_FIXED + cmd->host_len;
-
-    if (n > 255) {
-        return VMESS_ERR_INVALID;
-    }
-
-    p = out + VMESS_FNV_LEN;
-    *p++ = cmd->host_len;
-    memcpy(p, cmd->host, cmd->host_len);
-    p += cmd->host_len;
-    *p++ = (uint8_t) (cmd->port >> 8);
-    *p++ = (uint8_t) cmd->port;
-    memcpy(p, cmd->id, 16);
-    p += 16;
-    *p++ = (uint8_t) (cmd->alter_ids >> 8);
-    *p++ = (uint8_t) cmd->alter_ids;
-    *p++ = cmd->level;
-    *p = cmd->valid_minutes;
-
-    fnv = vmess_fnv1a(out + VMESS_FNV_LEN, n - VMESS_FNV_LEN);
-    out[0] = (uint8_t) (fnv >> 24);
-    out[1] = (uint8_t) (fnv >> 16);
-    out[2] = (uint8_t) (fnv >> 8);
-    out[3] = (uint8_t) fnv;
-
-    *len = n;
-
-    return VMESS_OK;
-}
-
-
-static int
-vmess_switch_account_decode(const uint8_t *p, size_t len,
-    vmess_switch_account_t *cmd)
-{
-    uint32_t  fnv;
-
-    if (len < VMESS_FNV_LEN + VMESS_SWITCH_FIXED) {
-        return VMESS_ERR_BAD_RESPONSE;
-    }
-
-    fnv = ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-          | ((uint32_t) p[2] << 8) | p[3];
-
-    p += VMESS_FNV_LEN;
-    len -= VMESS_FNV_LEN;
-
-    if (fnv != vmess_fnv1a(p, len)
-        || len < (size_t) VMESS_SWITCH_FIXED + p[0])
-    {
-        return VMESS_ERR_BAD_RESPONSE;
-    }
-
-    memset(cmd, 0, sizeof(vmess_switch_account_t));
-
-    cmd->host_len = *p++;
-    memcpy(cmd->host, p, cmd->host_len);
-    p += cmd->host_len;
-    cmd->port = (uint16_t) ((p[0] << 8) | p[1]);
-    p += 2;
-    memcpy(cmd->id, p, 16);
-    p += 16;
-    cmd->alter_ids = (uint16_t) ((p[0] << 8) | p[1]);
-    p += 2;
-    cmd->level = p[0];
-    cmd->valid_minutes = p[1];
 
     return VMESS_OK;
 }
