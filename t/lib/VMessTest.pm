@@ -284,19 +284,28 @@ sub v2ray_client {
                  "security": "$o{security}"}]}]}$mux$ss}]
 }
 JSON
+    $self->v2ray($name, $net eq 'tcp' ? $port : undef,
+                 $o{legacy} ? (V2RAY_VMESS_AEAD_DISABLED => 'true') : ());
+    return $port;
+}
+
+# starts v2ray with NAME.json of the test dir, with %env added to its
+# environment; waits until it listens on PORT (when given)
+sub v2ray {
+    my ($self, $name, $port, %env) = @_;
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>>', "$self->{dir}/$name.log";
         open STDERR, '>&', \*STDOUT;
-        $ENV{V2RAY_VMESS_AEAD_DISABLED} = 'true' if $o{legacy};
+        @ENV{keys %env} = values %env;
         exec('v2ray', '-config', "$self->{dir}/$name.json") or exit 1;
     }
     push @{$self->{daemons}}, $pid;
     for (1 .. 100) {
-        last if $net ne 'tcp' || port_open($port);
+        last if !defined $port || port_open($port);
         sleep 0.05;
     }
-    return $port;
+    return $self;
 }
 
 # a CA (ca.crt) and a server certificate for NAME signed by it
