@@ -5,7 +5,9 @@
 # period (computed here independently with Digest::SHA) are accepted in
 # their period and grace window and refused as expired after it, by two
 # workers and after a reload; bad configurations fail nginx -t with
-# file:line.
+# file:line.  No fake clock: refresh=1 puts the grace window and the
+# expiry of the ID two periods back into any minute; the end of the grace
+# window (refresh=2) waits for the second minute of a period, 0-70 s.
 
 use strict;
 use warnings;
@@ -66,7 +68,7 @@ stream {
         vmess on;
         vmess_user BOB bob;
         vmess_allow_private on;
-        vmess_dynamic_port %%PORT_d4%% refresh=5 secret=SECRET;
+        vmess_dynamic_port %%PORT_d4%% refresh=2 secret=SECRET;
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/main.log dyn;
     }
@@ -209,6 +211,20 @@ $t->reload();
 sleep 1;
 is(via_detour(dynamic_id($alice, $p), $d1), 'ok',
    'current ID accepted after a reload');
+
+# refresh=2 (bob's list): in the second minute of a period the previous
+# period's ID is past its 60 s grace window
+sleep 0.5 while time() % 120 < 63 || time() % 120 > 110;
+my $p2 = int(time() / 120);
+is(via_detour(dynamic_id($bob, $p2), $d4), 'ok', 'refresh=2: current ID');
+is(via_detour(dynamic_id($bob, $p2 - 1), $d4), 'refused',
+   'refresh=2: the previous ID after its grace window');
+for (1 .. 100) {
+    last if sessions('detour-aead.log', qr/^expired bob /);
+    sleep 0.05;
+}
+ok(sessions('detour-aead.log', qr/^expired bob - - - $d4 /),
+   'refresh=2: logged as expired');
 
 $t->stop();
 
