@@ -350,21 +350,17 @@ ngx_stream_vmess_dynamic_servers(ngx_conf_t *cf,
                 return NGX_ERROR;
             }
 
-            if (!(vscf->security & NGX_STREAM_VMESS_SEC_CFB)) {
+            if (!(vscf->security & NGX_STREAM_VMESS_SEC_CFB)
+                || (dyn->alter_ids && !vscf->legacy))
+            {
                 ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                               "the server of \"vmess\" in %V:%ui, on port %d "
                               "of \"vmess_dynamic_port\", must allow "
-                              "\"aes-128-cfb\" (v2ray clients use it there)",
-                              &vscf->file, vscf->line, (int) ports[i]);
-                return NGX_ERROR;
-            }
-
-            if (dyn->alter_ids && !vscf->legacy) {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "the server of \"vmess\" in %V:%ui, on port %d "
-                              "of \"vmess_dynamic_port\" with alter_id, "
-                              "needs \"vmess_legacy on\"",
-                              &vscf->file, vscf->line, (int) ports[i]);
+                              "\"aes-128-cfb\"%s: v2ray clients use %s there",
+                              &vscf->file, vscf->line, (int) ports[i],
+                              dyn->alter_ids ? " and have \"vmess_legacy on\""
+                                             : "",
+                              dyn->alter_ids ? "both" : "it");
                 return NGX_ERROR;
             }
 

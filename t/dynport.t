@@ -6,8 +6,10 @@
 # their period and grace window and refused as expired after it, by two
 # workers and after a reload; bad configurations fail nginx -t with
 # file:line.  No fake clock: refresh=1 puts the grace window and the
-# expiry of the ID two periods back into any minute; the end of the grace
-# window (refresh=2) waits for the second minute of a period, 0-70 s.
+# expiry of the ID two periods back into any minute; for the end of a
+# grace window a second list's refresh (2-7 min) is chosen so that its
+# periods' second minute comes soon (no wait mostly; up to ~70 s when all
+# of them begin a period together).
 
 use strict;
 use warnings;
@@ -33,8 +35,21 @@ sub dynamic_id {
     return join '-', unpack('A8 A4 A4 A4 A12', unpack('H*', pack('C16', @b)));
 }
 
-my %subst = (ALICE => $alice, BOB => $bob, SECRET => $secret);
-$t->write_conf(<<'EOF' =~ s/\b(ALICE|BOB|SECRET)\b/$subst{$1}/gr);
+# bob's list ends grace windows: the seconds 63 .. period - 10 of its
+# periods are past one.  Its refresh (2 to 7 minutes) is the one whose
+# next such second comes first after the sessions before that check
+# (~20 s from now).
+my ($bob_refresh, $bob_wait) = (2, 1e9);
+for my $r (2 .. 7) {
+    my $phase = (time() + 20) % ($r * 60);
+    my $wait = $phase < 63 ? 63 - $phase
+             : $phase > $r * 60 - 10 ? $r * 60 - $phase + 63 : 0;
+    ($bob_refresh, $bob_wait) = ($r, $wait) if $wait < $bob_wait;
+}
+
+my %subst = (ALICE => $alice, BOB => $bob, SECRET => $secret,
+             BOB_REFRESH => $bob_refresh);
+$t->write_conf(<<'EOF' =~ s/\b(ALICE|BOB|SECRET|BOB_REFRESH)\b/$subst{$1}/gr);
 %%GLOBALS%%
 worker_processes 2;
 events { worker_connections 1024; }
@@ -68,7 +83,7 @@ stream {
         vmess on;
         vmess_user BOB bob;
         vmess_allow_private on;
-        vmess_dynamic_port %%PORT_d4%% refresh=2 secret=SECRET;
+        vmess_dynamic_port %%PORT_d4%% refresh=BOB_REFRESH secret=SECRET;
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/main.log dyn;
     }
@@ -180,7 +195,8 @@ is(via_detour(dynamic_id($alice, $p - 3), $d1), 'refused',
 is(via_detour($alice, $d1), 'refused', 'the main ID is refused on a detour');
 is(int(time() / 60), $p, 'all in one period');
 
-my @expired = $t->error_log() =~ /vmess: expired dynamic port ID, drain \d+ bytes/g;
+my @expired = $t->error_log()
+              =~ /vmess: expired dynamic port ID, drain \d+ bytes/g;
 is(scalar @expired, 2, 'two sessions logged as expired');
 for (1 .. 100) {
     last if sessions('detour.log', qr/^expired alice/) >= 2;
@@ -212,19 +228,21 @@ sleep 1;
 is(via_detour(dynamic_id($alice, $p), $d1), 'ok',
    'current ID accepted after a reload');
 
-# refresh=2 (bob's list): in the second minute of a period the previous
-# period's ID is past its 60 s grace window
-sleep 0.5 while time() % 120 < 63 || time() % 120 > 110;
-my $p2 = int(time() / 120);
-is(via_detour(dynamic_id($bob, $p2), $d4), 'ok', 'refresh=2: current ID');
+# bob's list: past the first minute of a period the previous period's ID
+# is past its 60 s grace window
+my $period = $bob_refresh * 60;
+sleep 0.5 while time() % $period < 63 || time() % $period > $period - 10;
+my $p2 = int(time() / $period);
+is(via_detour(dynamic_id($bob, $p2), $d4), 'ok',
+   "refresh=$bob_refresh: current ID");
 is(via_detour(dynamic_id($bob, $p2 - 1), $d4), 'refused',
-   'refresh=2: the previous ID after its grace window');
+   "refresh=$bob_refresh: the previous ID after its grace window");
 for (1 .. 100) {
     last if sessions('detour-aead.log', qr/^expired bob /);
     sleep 0.05;
 }
 ok(sessions('detour-aead.log', qr/^expired bob - - - $d4 /),
-   'refresh=2: logged as expired');
+   "refresh=$bob_refresh: logged as expired");
 
 $t->stop();
 
@@ -269,7 +287,8 @@ sub refused {
     my ($rc, $out) = $t->test_conf("$name.conf");
     my $line = line_of("$name.conf", $marker);
     isnt($rc, 0, "$name: nginx -t fails");
-    like($out, qr/\[emerg\] \d+#\d+: .*\Q$msg\E/, "$name: message") or diag($out);
+    like($out, qr/\[emerg\] \d+#\d+: .*\Q$msg\E/, "$name: message")
+        or diag($out);
     like($out, qr/ in \Q@{[$t->dir()]}\E\/$name\.conf:$line\b/,
          "$name: file:line") or diag($out);
 }
@@ -295,6 +314,10 @@ refused('no_listener', 'vmess_dynamic_port 1 refresh=5 secret=' . $secret
         qr/dynamic_port/);
 refused('no_cfb', $ok, 'vmess on; vmess_security aes-128-gcm;',
         'must allow "aes-128-cfb"', qr/vmess on; vmess_security/);
+refused('no_legacy', "vmess_dynamic_port $d3 refresh=5 secret=$secret"
+        . ' alter_id=4;', 'vmess on; # the detour',
+        'must allow "aes-128-cfb" and have "vmess_legacy on"',
+        qr/# the detour/);
 refused('own_users', $ok, "vmess on; vmess_user $uuid;",
         'has users of its own', qr/vmess on; vmess_user/);
 
