@@ -22,8 +22,9 @@
 #define NGX_STREAM_VMESS_NBUFS          2
 #define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
 
-/* in place: a response header (38 bytes, no command) and a chunk's head,
- * a tail, or an end chunk; at most FRAMES / 3 chunks on their way */
+/* in place: a response header (38 bytes, 69 with a dynamic port command)
+ * and a chunk's head (18), a tail, or an end chunk; at most FRAMES / 3
+ * chunks on their way */
 #define NGX_STREAM_VMESS_FRAME_SIZE     VMESS_CHUNK_OVERHEAD_MAX
 #define NGX_STREAM_VMESS_FRAMES         48
 

@@ -88,6 +88,13 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       offsetof(ngx_stream_vmess_srv_conf_t, httpupgrade),
       NULL },
 
+    { ngx_string("vmess_dynamic_port"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_vmess_dynamic_port,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vmess_allow_private"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -269,6 +276,7 @@ ngx_stream_vmess_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->shm_zone = NULL;
+     *     conf->dynamics = NULL;
      */
 
     return conf;
@@ -294,6 +302,8 @@ ngx_stream_vmess_create_srv_conf(ngx_conf_t *cf)
      *     conf->nusers = 0;
      *     conf->legacy_index = NULL;
      *     conf->legacy_updated = 0;
+     *     conf->dynamic = NULL;
+     *     conf->detour = NULL;
      *     conf->file = { 0, NULL };
      */
 
@@ -330,6 +340,10 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->mux_timeout, prev->mux_timeout, 300000);
     ngx_conf_merge_msec_value(conf->udp_timeout, prev->udp_timeout, 60000);
 
+    if (conf->enable && ngx_stream_vmess_dynamic_detour(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->user_confs == NULL) {
         conf->user_confs = prev->user_confs;
     }
@@ -357,6 +371,12 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->detour) {
+        /* its users are made from the sending server's, in
+         * ngx_stream_vmess_dynamic_init() */
+        return NGX_CONF_OK;
+    }
+
     if (conf->user_confs == NULL || conf->user_confs->nelts == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "no \"vmess_user\" is defined for \"vmess\" in %V:%ui",
@@ -381,6 +401,10 @@ ngx_stream_vmess_init(ngx_conf_t *cf)
     ngx_stream_core_srv_conf_t   **cscfp;
     ngx_stream_core_main_conf_t   *cmcf;
     ngx_stream_vmess_srv_conf_t   *vscf;
+
+    if (ngx_stream_vmess_dynamic_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
 

@@ -59,6 +59,7 @@
 #define NGX_STREAM_VMESS_ST_SKEW        5
 #define NGX_STREAM_VMESS_ST_BAD_HEADER  6
 #define NGX_STREAM_VMESS_ST_DENIED      7
+#define NGX_STREAM_VMESS_ST_EXPIRED     8
 
 /* chunk plaintext per sealed response chunk */
 #define NGX_STREAM_VMESS_SEAL_MAX       16384
@@ -101,7 +102,12 @@ typedef struct {
 
 typedef struct {
     ngx_shm_zone_t                 *shm_zone;
+    ngx_array_t                    *dynamics;   /* dynamic_t *, every
+                                                   "vmess_dynamic_port" */
 } ngx_stream_vmess_main_conf_t;
+
+
+typedef struct ngx_stream_vmess_dynamic_s  ngx_stream_vmess_dynamic_t;
 
 
 typedef struct {
@@ -119,6 +125,12 @@ typedef struct {
     ngx_str_t                       fallback;
     ngx_stream_vmess_ws_conf_t     *ws;         /* "vmess_websocket" */
     ngx_stream_vmess_ws_conf_t     *httpupgrade;
+    ngx_stream_vmess_dynamic_t     *dynamic;    /* "vmess_dynamic_port" */
+
+    /* a server on the ports of a "vmess_dynamic_port": its users are that
+     * list's IDs of periods detour_period - 2 .. detour_period */
+    ngx_stream_vmess_dynamic_t     *detour;
+    int64_t                         detour_period;
 
     /* built at merge time for "vmess on" servers */
     vmess_user_t                   *users;
@@ -132,6 +144,19 @@ typedef struct {
     ngx_str_t                       file;
     ngx_uint_t                      line;
 } ngx_stream_vmess_srv_conf_t;
+
+
+/* "vmess_dynamic_port": where a server sends its clients' next sessions */
+
+struct ngx_stream_vmess_dynamic_s {
+    ngx_array_t                     ports;      /* in_port_t */
+    ngx_str_t                       secret;
+    time_t                          refresh;    /* seconds */
+    ngx_uint_t                      alter_ids;
+    ngx_stream_vmess_srv_conf_t    *server;     /* the one that sends it */
+    ngx_str_t                       file;
+    ngx_uint_t                      line;
+};
 
 
 /* "proxy_vmess": the outbound */
@@ -236,6 +261,7 @@ typedef struct {
     ngx_sockaddr_t                  sockaddr;
     socklen_t                       socklen;
     ngx_resolver_ctx_t             *rctx;
+    in_port_t                       dynamic_port;   /* sent to the client */
 
     size_t                          drain_size;
     size_t                          drained;
@@ -327,11 +353,29 @@ char *ngx_stream_vmess_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_stream_vmess_init_users(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf);
+char *ngx_stream_vmess_users_alloc(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_uint_t n);
+char *ngx_stream_vmess_legacy_index(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf);
 
 /* ngx_stream_vmess_zone.c: the replay filter */
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
     const u_char *authid, time_t timestamp);
+
+/* ngx_stream_vmess_dynamic.c: "vmess_dynamic_port" and its detour
+ * servers */
+char *ngx_stream_vmess_dynamic_port(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_vmess_dynamic_detour(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf);
+ngx_int_t ngx_stream_vmess_dynamic_init(ngx_conf_t *cf);
+ngx_int_t ngx_stream_vmess_dynamic_refresh(ngx_log_t *log,
+    ngx_stream_vmess_srv_conf_t *vscf, time_t now);
+ngx_uint_t ngx_stream_vmess_dynamic_expired(ngx_stream_vmess_srv_conf_t *vscf,
+    ngx_uint_t user, time_t now);
+ngx_int_t ngx_stream_vmess_dynamic_command(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_switch_account_t *cmd);
 
 /* ngx_stream_vmess_variables.c */
 ngx_int_t ngx_stream_vmess_add_variables(ngx_conf_t *cf);

@@ -28,6 +28,8 @@ static ngx_int_t ngx_stream_vmess_auth(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     int64_t now);
+static ngx_int_t ngx_stream_vmess_expired(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_header(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_bad_header(ngx_stream_session_t *s,
@@ -237,6 +239,13 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     timestamp = 0;
     skew = 0;
 
+    if (vscf->detour
+        && ngx_stream_vmess_dynamic_refresh(c->log, vscf, (time_t) now)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     rc = vmess_users_find_authid(vscf->users, vscf->nusers, c->buffer->pos,
                                  now, &found, &timestamp, &skew);
 
@@ -244,6 +253,15 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         ctx->user = found;
         ctx->has_user = 1;
         ctx->timestamp = timestamp;
+
+        if (vscf->detour) {
+            /* an expired ID is refused before the zone keeps its AuthID */
+            rc = ngx_stream_vmess_expired(s, ctx, vscf);
+
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
 
         vmcf = ngx_stream_get_module_main_conf(s, ngx_stream_vmess_module);
 
@@ -320,6 +338,7 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
 {
     size_t             found;
     int64_t            timestamp;
+    ngx_int_t          rc;
     ngx_connection_t  *c;
 
     c = s->connection;
@@ -347,9 +366,37 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     ctx->has_user = 1;
     ctx->legacy = 1;
     ctx->timestamp = timestamp;
+
+    if (vscf->detour) {
+        rc = ngx_stream_vmess_expired(s, ctx, vscf);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     ctx->state = NGX_STREAM_VMESS_HEADER;
 
     return NGX_OK;
+}
+
+
+/* a detour server's user found: NGX_DECLINED when its ID is still valid */
+
+static ngx_int_t
+ngx_stream_vmess_expired(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf)
+{
+    ngx_str_t  reason;
+
+    if (!ngx_stream_vmess_dynamic_expired(vscf, ctx->user, ngx_time())) {
+        return NGX_DECLINED;
+    }
+
+    ngx_str_set(&reason, "expired dynamic port ID");
+
+    return ngx_stream_vmess_refuse(s, ctx, vscf, NGX_STREAM_VMESS_ST_EXPIRED,
+                                   NGX_LOG_INFO, &reason);
 }
 
 
