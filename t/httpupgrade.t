@@ -16,8 +16,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Digest::SHA qw/sha256_hex/;
-use IO::Socket::INET;
-use IO::Select;
 use Time::HiRes qw/sleep time/;
 use VMessTest qw/random_uuid read_file write_file/;
 
@@ -116,22 +114,7 @@ is(sha256_hex($got), sha256_hex($page), 'TLS, same port: curl gets the site')
 # what a request gets: (bytes back, closed by the server)
 sub raw {
     my ($port, $bytes, $timeout) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
-        or die "connect: $!";
-    $s->syswrite($bytes) if length $bytes;
-    my ($back, $buf, $closed) = ('', '', 0);
-    my $sel = IO::Select->new($s);
-    my $end = time() + ($timeout // 1);
-    while (time() < $end) {
-        last unless $sel->can_read($end - time());
-        my $k = $s->sysread($buf, 65536);
-        if (!$k) {
-            $closed = 1;
-            last;
-        }
-        $back .= $buf;
-    }
-    return ($back, $closed);
+    return $t->exchange($port, $bytes, $timeout // 1);
 }
 
 sub request {

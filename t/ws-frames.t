@@ -48,22 +48,7 @@ my $plain = $t->port('plain');
 
 sub raw {
     my ($bytes, $timeout) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$plain")
-        or die "connect: $!";
-    $s->syswrite($bytes) if length $bytes;
-    my ($got, $buf, $closed) = ('', '', 0);
-    my $sel = IO::Select->new($s);
-    my $end = time() + ($timeout // 3);
-    while (time() < $end) {
-        last unless $sel->can_read($end - time());
-        my $n = $s->sysread($buf, 65536);
-        if (!$n) {
-            $closed = 1;
-            last;
-        }
-        $got .= $buf;
-    }
-    return ($got, $closed);
+    return $t->exchange($plain, $bytes, $timeout);
 }
 
 sub accept_of {

@@ -353,6 +353,28 @@ sub recorder {
     return $ls->sockport();
 }
 
+# sends bytes to 127.0.0.1:port and reads what comes back for up to
+# timeout seconds (default 3): returns (the bytes, 1 if the server closed)
+sub exchange {
+    my ($self, $port, $bytes, $timeout) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+        or die "connect: $!";
+    $s->syswrite($bytes) if length $bytes;
+    my ($got, $buf, $closed) = ('', '', 0);
+    my $sel = IO::Select->new($s);
+    my $end = time() + ($timeout // 3);
+    while (time() < $end) {
+        last unless $sel->can_read($end - time());
+        my $n = $s->sysread($buf, 65536);
+        if (!$n) {
+            $closed = 1;
+            last;
+        }
+        $got .= $buf;
+    }
+    return ($got, $closed);
+}
+
 # a plain TCP port whose connections go on over TLS (SNI name, no
 # certificate check) to 127.0.0.1:port, for clients without TLS; returns
 # the plain port
