@@ -42,7 +42,7 @@ DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
               libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
               v2ray openssl curl clang libclang-rt-14-dev valgrind \
-              iproute2
+              iproute2 python3-prometheus-client
 
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so

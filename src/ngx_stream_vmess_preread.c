@@ -105,15 +105,23 @@ ngx_stream_vmess_security_name(ngx_uint_t mask)
 ngx_int_t
 ngx_stream_vmess_log_handler(ngx_stream_session_t *s)
 {
-    size_t                   received;
-    ngx_connection_t        *c;
-    ngx_stream_vmess_ctx_t  *ctx;
+    size_t                        received;
+    ngx_connection_t             *c;
+    ngx_stream_vmess_ctx_t       *ctx;
+    ngx_stream_vmess_srv_conf_t  *vscf;
 
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_vmess_module);
 
-    if (ctx == NULL
-        || (ctx->state != NGX_STREAM_VMESS_AUTH
-            && ctx->state != NGX_STREAM_VMESS_HEADER))
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    vscf = ngx_stream_get_module_srv_conf(s, ngx_stream_vmess_module);
+
+    ngx_stream_vmess_stats_status(vscf, ctx->status);
+
+    if (ctx->state != NGX_STREAM_VMESS_AUTH
+        && ctx->state != NGX_STREAM_VMESS_HEADER)
     {
         return NGX_OK;
     }
@@ -502,6 +510,12 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    if (vscf->stats) {
+        /* ended by the cleanup above */
+        ctx->stat = &vscf->stats[ctx->user];
+        ngx_stream_vmess_stats_start(ctx->stat);
+    }
+
     c->buffer->pos += consumed;
 
     ngx_log_debug3(NGX_LOG_DEBUG_STREAM, c->log, 0,
@@ -796,6 +810,11 @@ ngx_stream_vmess_cleanup(void *data)
     if (ctx->enc_init) {
         vmess_body_free(&ctx->enc);
         ctx->enc_init = 0;
+    }
+
+    if (ctx->stat) {
+        ngx_stream_vmess_stats_end(ctx->stat);
+        ctx->stat = NULL;
     }
 }
 
