@@ -10,9 +10,12 @@
  *     GET <location>users/<id>       one user, by UUID or email
  *     GET <location>servers          sessions per server and $vmess_status
  *     GET <location>metrics          all of it, Prometheus text format
+ *     POST <location>users/<id>      {"enabled":false,"kill":true,
+ *                                    "quota_bytes":n,"expire":t}, any of
  *
  * "?reset=1" on users reads and zeroes the traffic counters in one atomic
- * step per counter, so a panel polling with it loses no byte.
+ * step per counter, so a panel polling with it loses no byte.  What POST
+ * sets lives in the zone: every worker sees it at the user's next session.
  */
 
 #include "ngx_stream_vmess_module.h"
@@ -20,30 +23,8 @@
 #include <ngx_http.h>
 
 
-#define NGX_HTTP_VMESS_API_USER_JSON                                        \
-    sizeof("{\"uuid\":\"00000000-0000-0000-0000-000000000000\","           \
-           "\"user\":\"\",\"outbound\":false,"                              \
-           "\"uplink_bytes\":,\"downlink_bytes\":,"                         \
-           "\"sessions_total\":,\"sessions_active\":,\"last_seen\":},")     \
-    + 5 * NGX_INT64_LEN
-
-#define NGX_HTTP_VMESS_API_FAMILIES     5
-
-/* a sample line: the longest name, the labels but the user, a value */
-#define NGX_HTTP_VMESS_API_USER_METRICS                                     \
-    (NGX_HTTP_VMESS_API_FAMILIES                                            \
-     * (sizeof("vmess_user_downlink_bytes_total{user=\"\",uuid=\"\","        \
-               "direction=\"outbound\"} \n") + 36 + NGX_INT64_LEN))
-
-#define NGX_HTTP_VMESS_API_SERVER_JSON                                      \
-    (sizeof("{\"server\":\"\",\"sessions\":{}},")                           \
-     + NGX_STREAM_VMESS_ST_N * (sizeof("\"unknown_user\":,")                \
-                                + NGX_INT64_LEN))
-
-#define NGX_HTTP_VMESS_API_SERVER_METRICS                                   \
-    (NGX_STREAM_VMESS_ST_N                                                  \
-     * (sizeof("vmess_server_sessions_total{server=\"\","                   \
-               "status=\"unknown_user\"} \n") + NGX_INT64_LEN))
+/* the largest POST body read */
+#define NGX_HTTP_VMESS_API_BODY_MAX     4096
 
 
 typedef struct {
@@ -51,38 +32,13 @@ typedef struct {
 } ngx_http_vmess_api_loc_conf_t;
 
 
-typedef struct {
-    const char                     *name;
-    const char                     *head;       /* HELP and TYPE lines */
-} ngx_http_vmess_api_family_t;
-
-
-/* what one request reads, under the zone's mutex */
-
-typedef struct {
-    ngx_http_request_t             *r;
-    ngx_stream_vmess_stats_sh_t    *sh;
-    ngx_str_t                       id;         /* one user, or empty */
-    ngx_uint_t                      reset;
-    ngx_uint_t                      found;
-} ngx_http_vmess_api_read_t;
-
-
 static ngx_int_t ngx_http_vmess_api_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_vmess_api_users(ngx_http_vmess_api_read_t *rd,
-    ngx_buf_t **out);
-static u_char *ngx_http_vmess_api_user_json(u_char *p,
-    ngx_stream_vmess_user_sh_t *u, ngx_uint_t reset);
-static ngx_int_t ngx_http_vmess_api_servers(ngx_http_vmess_api_read_t *rd,
-    ngx_buf_t **out);
-static ngx_int_t ngx_http_vmess_api_metrics(ngx_http_vmess_api_read_t *rd,
-    ngx_buf_t **out);
-static u_char *ngx_http_vmess_api_user_metric(u_char *p,
-    ngx_stream_vmess_user_sh_t *u, ngx_uint_t k);
-static ngx_uint_t ngx_http_vmess_api_match(ngx_stream_vmess_user_sh_t *u,
-    ngx_str_t *id);
-static size_t ngx_http_vmess_api_label_len(u_char *s, size_t len);
-static u_char *ngx_http_vmess_api_label(u_char *p, u_char *s, size_t len);
+static void ngx_http_vmess_api_endpoint(ngx_http_request_t *r,
+    ngx_str_t *path);
+static void ngx_http_vmess_api_post_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vmess_api_post(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vmess_api_body(ngx_http_request_t *r,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_vmess_api_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, ngx_buf_t *b);
 static ngx_int_t ngx_http_vmess_api_error(ngx_http_request_t *r,
@@ -90,6 +46,8 @@ static ngx_int_t ngx_http_vmess_api_error(ngx_http_request_t *r,
 static char *ngx_http_vmess_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void *ngx_http_vmess_api_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_vmess_api_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 
 
 static ngx_command_t  ngx_http_vmess_api_commands[] = {
@@ -116,7 +74,7 @@ static ngx_http_module_t  ngx_http_vmess_api_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     ngx_http_vmess_api_create_loc_conf,    /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_vmess_api_merge_loc_conf      /* merge location configuration */
 };
 
 
@@ -136,41 +94,6 @@ ngx_module_t  ngx_http_vmess_api_module = {
 };
 
 
-/* the per-user metric families, in the order of user_metric()'s switch */
-
-static ngx_http_vmess_api_family_t  ngx_http_vmess_api_families[] = {
-
-    { "vmess_user_uplink_bytes_total",
-      "# HELP vmess_user_uplink_bytes_total Payload bytes from the user's "
-      "clients to their destinations.\n"
-      "# TYPE vmess_user_uplink_bytes_total counter\n" },
-
-    { "vmess_user_downlink_bytes_total",
-      "# HELP vmess_user_downlink_bytes_total Payload bytes from the "
-      "destinations to the user's clients.\n"
-      "# TYPE vmess_user_downlink_bytes_total counter\n" },
-
-    { "vmess_user_sessions_total",
-      "# HELP vmess_user_sessions_total Sessions of the user.\n"
-      "# TYPE vmess_user_sessions_total counter\n" },
-
-    { "vmess_user_sessions_active",
-      "# HELP vmess_user_sessions_active Sessions of the user open now.\n"
-      "# TYPE vmess_user_sessions_active gauge\n" },
-
-    { "vmess_user_last_seen_seconds",
-      "# HELP vmess_user_last_seen_seconds When the user last had a "
-      "session or traffic, as a Unix time.\n"
-      "# TYPE vmess_user_last_seen_seconds gauge\n" }
-};
-
-
-static u_char  ngx_http_vmess_api_server_family[] =
-    "# HELP vmess_server_sessions_total Sessions of a vmess server, by "
-    "$vmess_status.\n"
-    "# TYPE vmess_server_sessions_total counter\n";
-
-
 static ngx_str_t  ngx_http_vmess_api_json = ngx_string("application/json");
 static ngx_str_t  ngx_http_vmess_api_text =
     ngx_string("text/plain; version=0.0.4");
@@ -183,9 +106,35 @@ ngx_http_vmess_api_handler(ngx_http_request_t *r)
     ngx_buf_t                      *b;
     ngx_str_t                       path, value, *type;
     ngx_slab_pool_t                *shpool;
-    ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_vmess_api_read_t       rd;
+    ngx_stream_vmess_api_read_t     rd;
     ngx_http_vmess_api_loc_conf_t  *vacf;
+
+    ngx_http_vmess_api_endpoint(r, &path);
+
+    if (r->method == NGX_HTTP_POST
+        && path.len > 6 && ngx_strncmp(path.data, "users/", 6) == 0)
+    {
+        if (r->headers_in.content_length_n < 0) {
+            /* a chunked body would have no bound before it is read */
+            return ngx_http_vmess_api_error(r, NGX_HTTP_LENGTH_REQUIRED,
+                                            "length required");
+        }
+
+        if (r->headers_in.content_length_n > NGX_HTTP_VMESS_API_BODY_MAX) {
+            return ngx_http_vmess_api_error(r,
+                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "body too large");
+        }
+
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_vmess_api_post_body);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_http_vmess_api_error(r, NGX_HTTP_NOT_ALLOWED,
@@ -199,27 +148,10 @@ ngx_http_vmess_api_handler(ngx_http_request_t *r)
     }
 
     vacf = ngx_http_get_module_loc_conf(r, ngx_http_vmess_api_module);
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    /* the endpoint is the rest of the URI after the location's prefix */
+    ngx_memzero(&rd, sizeof(ngx_stream_vmess_api_read_t));
 
-    path = r->uri;
-
-    if (path.len >= clcf->name.len
-        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
-    {
-        path.data += clcf->name.len;
-        path.len -= clcf->name.len;
-    }
-
-    if (path.len && path.data[0] == '/') {
-        path.data++;
-        path.len--;
-    }
-
-    ngx_memzero(&rd, sizeof(ngx_http_vmess_api_read_t));
-
-    rd.r = r;
+    rd.pool = r->pool;
     rd.sh = ngx_stream_vmess_zone_stats(vacf->shm_zone, &shpool);
 
     if (rd.sh == NULL) {
@@ -237,19 +169,19 @@ ngx_http_vmess_api_handler(ngx_http_request_t *r)
     ngx_shmtx_lock(&shpool->mutex);
 
     if (path.len == 5 && ngx_strncmp(path.data, "users", 5) == 0) {
-        rc = ngx_http_vmess_api_users(&rd, &b);
+        rc = ngx_stream_vmess_api_users(&rd, &b);
 
     } else if (path.len > 6 && ngx_strncmp(path.data, "users/", 6) == 0) {
         rd.id.data = path.data + 6;
         rd.id.len = path.len - 6;
-        rc = ngx_http_vmess_api_users(&rd, &b);
+        rc = ngx_stream_vmess_api_users(&rd, &b);
 
     } else if (path.len == 7 && ngx_strncmp(path.data, "servers", 7) == 0) {
-        rc = ngx_http_vmess_api_servers(&rd, &b);
+        rc = ngx_stream_vmess_api_servers(&rd, &b);
 
     } else if (path.len == 7 && ngx_strncmp(path.data, "metrics", 7) == 0) {
         type = &ngx_http_vmess_api_text;
-        rc = ngx_http_vmess_api_metrics(&rd, &b);
+        rc = ngx_stream_vmess_api_metrics(&rd, &b);
 
     } else {
         rc = NGX_DECLINED;
@@ -275,336 +207,175 @@ ngx_http_vmess_api_handler(ngx_http_request_t *r)
 }
 
 
-/* {"users":[...]}, or one user's object */
+/* the endpoint is the rest of the URI after the location's prefix */
 
-static ngx_int_t
-ngx_http_vmess_api_users(ngx_http_vmess_api_read_t *rd, ngx_buf_t **out)
+static void
+ngx_http_vmess_api_endpoint(ngx_http_request_t *r, ngx_str_t *path)
 {
-    size_t                       size;
-    ngx_buf_t                   *b;
-    ngx_queue_t                 *q;
-    ngx_stream_vmess_user_sh_t  *u;
+    ngx_http_core_loc_conf_t  *clcf;
 
-    size = sizeof("{\"users\":[]}\n");
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    for (q = ngx_queue_head(&rd->sh->users);
-         q != ngx_queue_sentinel(&rd->sh->users);
-         q = ngx_queue_next(q))
+    *path = r->uri;
+
+    if (path->len >= clcf->name.len
+        && ngx_strncmp(path->data, clcf->name.data, clcf->name.len) == 0)
     {
-        u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
-        size += NGX_HTTP_VMESS_API_USER_JSON + 6 * u->name_len;
+        path->data += clcf->name.len;
+        path->len -= clcf->name.len;
     }
 
-    b = ngx_create_temp_buf(rd->r->pool, size);
-    if (b == NULL) {
-        return NGX_ERROR;
+    if (path->len && path->data[0] == '/') {
+        path->data++;
+        path->len--;
     }
-
-    *out = b;
-
-    if (rd->id.len == 0) {
-        b->last = ngx_cpymem(b->last, "{\"users\":[", 10);
-    }
-
-    for (q = ngx_queue_head(&rd->sh->users);
-         q != ngx_queue_sentinel(&rd->sh->users);
-         q = ngx_queue_next(q))
-    {
-        u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
-
-        if (rd->id.len == 0) {
-            b->last = ngx_http_vmess_api_user_json(b->last, u, rd->reset);
-            *b->last++ = ',';
-            continue;
-        }
-
-        /* one user: the inbound one first, as it was created first */
-
-        if (ngx_http_vmess_api_match(u, &rd->id)) {
-            b->last = ngx_http_vmess_api_user_json(b->last, u, rd->reset);
-            *b->last++ = '\n';
-            rd->found = 1;
-            return NGX_OK;
-        }
-    }
-
-    if (rd->id.len) {
-        return NGX_OK;
-    }
-
-    if (b->last[-1] == ',') {
-        b->last--;
-    }
-
-    b->last = ngx_cpymem(b->last, "]}\n", 3);
-
-    return NGX_OK;
 }
 
 
-static u_char *
-ngx_http_vmess_api_user_json(u_char *p, ngx_stream_vmess_user_sh_t *u,
-    ngx_uint_t reset)
+static void
+ngx_http_vmess_api_post_body(ngx_http_request_t *r)
 {
-    u_char  uuid[37];       /* vmess_uuid_format(), NUL-ended */
-
-    vmess_uuid_format(u->id, (char *) uuid);
-
-    p = ngx_sprintf(p, "{\"uuid\":\"%*s\",\"user\":\"", sizeof(uuid) - 1,
-                    uuid);
-    p = (u_char *) ngx_escape_json(p, u->name, u->name_len);
-
-    return ngx_sprintf(p, "\",\"outbound\":%s,\"uplink_bytes\":%uL,"
-                       "\"downlink_bytes\":%uL,\"sessions_total\":%uL,"
-                       "\"sessions_active\":%uA,\"last_seen\":%uA}",
-                       u->outbound ? "true" : "false",
-                       ngx_stream_vmess_stats_read(&u->bytes[0], reset),
-                       ngx_stream_vmess_stats_read(&u->bytes[1], reset),
-                       ngx_stream_vmess_stats_read(&u->sessions, reset),
-                       u->active, u->last_seen);
+    ngx_http_finalize_request(r, ngx_http_vmess_api_post(r));
 }
 
 
-/* {"servers":[{"server":"addr:port","sessions":{"ok":n,...}},...]} */
+/* POST users/ID: set what the body says, answer the user */
 
 static ngx_int_t
-ngx_http_vmess_api_servers(ngx_http_vmess_api_read_t *rd, ngx_buf_t **out)
+ngx_http_vmess_api_post(ngx_http_request_t *r)
 {
-    size_t                         size;
-    ngx_buf_t                     *b;
-    ngx_uint_t                     i;
-    ngx_queue_t                   *q;
-    ngx_stream_vmess_server_sh_t  *srv;
+    ngx_int_t                       rc;
+    ngx_buf_t                      *b;
+    ngx_str_t                       path, body, id;
+    const char                     *err;
+    ngx_slab_pool_t                *shpool;
+    ngx_stream_vmess_api_set_t      set;
+    ngx_stream_vmess_user_sh_t     *u;
+    ngx_stream_vmess_stats_sh_t    *sh;
+    ngx_http_vmess_api_loc_conf_t  *vacf;
 
-    size = sizeof("{\"servers\":[]}\n");
+    rc = ngx_http_vmess_api_body(r, &body);
 
-    for (q = ngx_queue_head(&rd->sh->servers);
-         q != ngx_queue_sentinel(&rd->sh->servers);
-         q = ngx_queue_next(q))
-    {
-        srv = ngx_queue_data(q, ngx_stream_vmess_server_sh_t, queue);
-        size += NGX_HTTP_VMESS_API_SERVER_JSON + 6 * srv->name_len;
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    b = ngx_create_temp_buf(rd->r->pool, size);
+    set.enabled = -1;
+    set.kill = -1;
+    set.quota = -1;
+    set.expire = -1;
+
+    err = ngx_stream_vmess_api_parse(body.data, body.data + body.len, &set);
+
+    if (err) {
+        return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    vacf = ngx_http_get_module_loc_conf(r, ngx_http_vmess_api_module);
+
+    sh = ngx_stream_vmess_zone_stats(vacf->shm_zone, &shpool);
+
+    if (sh == NULL) {
+        return ngx_http_vmess_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "zone not ready");
+    }
+
+    ngx_http_vmess_api_endpoint(r, &path);
+
+    id.data = path.data + 6;
+    id.len = path.len - 6;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    u = ngx_stream_vmess_api_find(sh, &id);
+
+    if (u == NULL) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return ngx_http_vmess_api_error(r, NGX_HTTP_NOT_FOUND,
+                                        "unknown user");
+    }
+
+    b = ngx_create_temp_buf(r->pool,
+                            NGX_STREAM_VMESS_API_USER_JSON + 6 * u->name_len);
     if (b == NULL) {
-        return NGX_ERROR;
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    *out = b;
-
-    b->last = ngx_cpymem(b->last, "{\"servers\":[", 12);
-
-    for (q = ngx_queue_head(&rd->sh->servers);
-         q != ngx_queue_sentinel(&rd->sh->servers);
-         q = ngx_queue_next(q))
-    {
-        srv = ngx_queue_data(q, ngx_stream_vmess_server_sh_t, queue);
-
-        b->last = ngx_cpymem(b->last, "{\"server\":\"", 11);
-        b->last = (u_char *) ngx_escape_json(b->last, srv->name,
-                                             srv->name_len);
-        b->last = ngx_cpymem(b->last, "\",\"sessions\":{", 14);
-
-        for (i = 0; i < NGX_STREAM_VMESS_ST_N; i++) {
-            b->last = ngx_sprintf(b->last, "%s\"%V\":%uA", i ? "," : "",
-                                  ngx_stream_vmess_status_name(i),
-                                  srv->status[i]);
-        }
-
-        b->last = ngx_cpymem(b->last, "}},", 3);
+    if (set.enabled != -1) {
+        u->disabled = !set.enabled;
     }
 
-    if (b->last[-1] == ',') {
-        b->last--;
+    if (set.quota != -1) {
+        u->quota = (ngx_atomic_uint_t) set.quota;
     }
 
-    b->last = ngx_cpymem(b->last, "]}\n", 3);
+    if (set.expire != -1) {
+        u->expire = (ngx_atomic_uint_t) set.expire;
+    }
 
-    return NGX_OK;
+    if (set.kill == 1) {
+        /* each worker's next tick ends the user's sessions there */
+        (void) ngx_atomic_fetch_add(&u->kill, 1);
+    }
+
+    b->last = ngx_stream_vmess_api_user_json(b->last, u, 0);
+    *b->last++ = '\n';
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "vmess: user \"%V\" set by the API: %V", &id, &body);
+
+    return ngx_http_vmess_api_send(r, NGX_HTTP_OK, &ngx_http_vmess_api_json,
+                                   b);
 }
 
 
-/* each family's HELP and TYPE lines, then its samples */
+/* the request body in one piece of memory */
 
 static ngx_int_t
-ngx_http_vmess_api_metrics(ngx_http_vmess_api_read_t *rd, ngx_buf_t **out)
+ngx_http_vmess_api_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    size_t                         size;
-    ngx_buf_t                     *b;
-    ngx_uint_t                     i, k;
-    ngx_queue_t                   *q;
-    ngx_stream_vmess_user_sh_t    *u;
-    ngx_stream_vmess_server_sh_t  *srv;
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
 
-    size = sizeof(ngx_http_vmess_api_server_family);
-
-    for (k = 0; k < NGX_HTTP_VMESS_API_FAMILIES; k++) {
-        size += ngx_strlen(ngx_http_vmess_api_families[k].head);
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "no body");
     }
 
-    for (q = ngx_queue_head(&rd->sh->users);
-         q != ngx_queue_sentinel(&rd->sh->users);
-         q = ngx_queue_next(q))
-    {
-        u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
-        size += NGX_HTTP_VMESS_API_USER_METRICS
-                + NGX_HTTP_VMESS_API_FAMILIES
-                  * ngx_http_vmess_api_label_len(u->name, u->name_len);
-    }
+    len = 0;
 
-    for (q = ngx_queue_head(&rd->sh->servers);
-         q != ngx_queue_sentinel(&rd->sh->servers);
-         q = ngx_queue_next(q))
-    {
-        srv = ngx_queue_data(q, ngx_stream_vmess_server_sh_t, queue);
-        size += NGX_HTTP_VMESS_API_SERVER_METRICS
-                + NGX_STREAM_VMESS_ST_N
-                  * ngx_http_vmess_api_label_len(srv->name, srv->name_len);
-    }
-
-    b = ngx_create_temp_buf(rd->r->pool, size);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    *out = b;
-
-    for (k = 0; k < NGX_HTTP_VMESS_API_FAMILIES; k++) {
-        b->last = ngx_cpymem(b->last, ngx_http_vmess_api_families[k].head,
-                             ngx_strlen(ngx_http_vmess_api_families[k].head));
-
-        for (q = ngx_queue_head(&rd->sh->users);
-             q != ngx_queue_sentinel(&rd->sh->users);
-             q = ngx_queue_next(q))
-        {
-            u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
-            b->last = ngx_http_vmess_api_user_metric(b->last, u, k);
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file) {
+            return ngx_http_vmess_api_error(r,
+                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "body too large");
         }
+
+        len += cl->buf->last - cl->buf->pos;
     }
 
-    b->last = ngx_cpymem(b->last, ngx_http_vmess_api_server_family,
-                         sizeof(ngx_http_vmess_api_server_family) - 1);
+    if (len > NGX_HTTP_VMESS_API_BODY_MAX) {
+        return ngx_http_vmess_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "body too large");
+    }
 
-    for (q = ngx_queue_head(&rd->sh->servers);
-         q != ngx_queue_sentinel(&rd->sh->servers);
-         q = ngx_queue_next(q))
-    {
-        srv = ngx_queue_data(q, ngx_stream_vmess_server_sh_t, queue);
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-        for (i = 0; i < NGX_STREAM_VMESS_ST_N; i++) {
-            b->last = ngx_cpymem(b->last,
-                                 "vmess_server_sessions_total{server=\"", 36);
-            b->last = ngx_http_vmess_api_label(b->last, srv->name,
-                                               srv->name_len);
-            b->last = ngx_sprintf(b->last, "\",status=\"%V\"} %uA\n",
-                                  ngx_stream_vmess_status_name(i),
-                                  srv->status[i]);
-        }
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
     }
 
     return NGX_OK;
-}
-
-
-/* one sample of family k for user u */
-
-static u_char *
-ngx_http_vmess_api_user_metric(u_char *p, ngx_stream_vmess_user_sh_t *u,
-    ngx_uint_t k)
-{
-    uint64_t  value;
-    u_char    uuid[37];     /* vmess_uuid_format(), NUL-ended */
-
-    switch (k) {
-    case 0:
-        value = u->bytes[NGX_STREAM_VMESS_UP];
-        break;
-    case 1:
-        value = u->bytes[NGX_STREAM_VMESS_DOWN];
-        break;
-    case 2:
-        value = u->sessions;
-        break;
-    case 3:
-        value = u->active;
-        break;
-    default:
-        value = u->last_seen;
-        break;
-    }
-
-    vmess_uuid_format(u->id, (char *) uuid);
-
-    p = ngx_sprintf(p, "%s{user=\"", ngx_http_vmess_api_families[k].name);
-    p = ngx_http_vmess_api_label(p, u->name, u->name_len);
-
-    return ngx_sprintf(p, "\",uuid=\"%*s\",direction=\"%s\"} %uL\n",
-                       sizeof(uuid) - 1, uuid,
-                       u->outbound ? "outbound" : "inbound", value);
-}
-
-
-static ngx_uint_t
-ngx_http_vmess_api_match(ngx_stream_vmess_user_sh_t *u, ngx_str_t *id)
-{
-    u_char  uuid[37];       /* vmess_uuid_format(), NUL-ended */
-
-    if (id->len == u->name_len
-        && ngx_strncmp(id->data, u->name, id->len) == 0)
-    {
-        return 1;
-    }
-
-    vmess_uuid_format(u->id, (char *) uuid);
-
-    return id->len == sizeof(uuid) - 1
-           && ngx_strncasecmp(id->data, uuid, id->len) == 0;
-}
-
-
-/* a Prometheus label value escapes only backslash, quote and newline */
-
-static size_t
-ngx_http_vmess_api_label_len(u_char *s, size_t len)
-{
-    size_t  n;
-
-    for (n = len; len--; s++) {
-        if (*s == '\\' || *s == '"' || *s == '\n') {
-            n++;
-        }
-    }
-
-    return n;
-}
-
-
-static u_char *
-ngx_http_vmess_api_label(u_char *p, u_char *s, size_t len)
-{
-    while (len--) {
-        switch (*s) {
-
-        case '\\':
-        case '"':
-            *p++ = '\\';
-            *p++ = *s;
-            break;
-
-        case '\n':
-            *p++ = '\\';
-            *p++ = 'n';
-            break;
-
-        default:
-            *p++ = *s;
-        }
-
-        s++;
-    }
-
-    return p;
 }
 
 
@@ -720,4 +491,26 @@ ngx_http_vmess_api_create_loc_conf(ngx_conf_t *cf)
      */
 
     return conf;
+}
+
+
+/*
+ * The API limits its bodies itself (NGX_HTTP_VMESS_API_BODY_MAX) and
+ * answers a larger one in JSON: client_max_body_size, merged by the core
+ * module before this one, would answer first, in HTML.
+ */
+
+static char *
+ngx_http_vmess_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_vmess_api_loc_conf_t  *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (conf->shm_zone) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        clcf->client_max_body_size = 0;
+    }
+
+    return NGX_CONF_OK;
 }

@@ -116,6 +116,12 @@ typedef struct {
     ngx_atomic_t                    sessions;
     ngx_atomic_t                    active;
     ngx_atomic_t                    last_seen;
+
+    /* set through the API; checked when a session of the user begins */
+    ngx_atomic_t                    disabled;
+    ngx_atomic_t                    quota;      /* bytes up + down, or 0 */
+    ngx_atomic_t                    expire;     /* Unix time, or 0 */
+    ngx_atomic_t                    kill;       /* raised: sessions end */
 } ngx_stream_vmess_user_sh_t;
 
 
@@ -135,11 +141,21 @@ typedef struct {
 } ngx_stream_vmess_stats_sh_t;
 
 
+/* a session of a user in one worker, for ending it from the API */
+
+typedef struct {
+    ngx_queue_t                     queue;      /* in the slot's live */
+    ngx_connection_t               *connection; /* the client's */
+} ngx_stream_vmess_live_t;
+
+
 /* a user's counters in one worker, added to the zone's now and then */
 
 typedef struct {
     ngx_stream_vmess_user_sh_t     *sh;
     ngx_queue_t                     dirty;      /* while pending */
+    ngx_queue_t                     live;       /* its sessions here */
+    ngx_atomic_uint_t               killed;     /* sh->kill acted upon */
     uint64_t                        pending[2];
     u_char                         *id;
     ngx_str_t                      *name;
@@ -268,6 +284,7 @@ typedef struct {
 
     ngx_uint_t                      user;
     ngx_stream_vmess_stat_t        *stat;       /* the user's, counting */
+    ngx_stream_vmess_live_t         live;
     int64_t                         timestamp;
 
     uint8_t                         command;
@@ -399,14 +416,58 @@ ngx_int_t ngx_stream_vmess_stats_outbound(ngx_conf_t *cf, u_char *id,
 ngx_int_t ngx_stream_vmess_stats_init_zone(ngx_slab_pool_t *shpool,
     ngx_stream_vmess_stats_sh_t *sh, ngx_uint_t fresh,
     ngx_stream_vmess_main_conf_t *vmcf);
-void ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st);
+const char *ngx_stream_vmess_stats_refused(ngx_stream_vmess_stat_t *st);
+void ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st,
+    ngx_stream_vmess_live_t *live, ngx_connection_t *c);
 void ngx_stream_vmess_stats_add(ngx_stream_vmess_stat_t *st, ngx_uint_t dir,
     size_t n);
-void ngx_stream_vmess_stats_end(ngx_stream_vmess_stat_t *st);
+void ngx_stream_vmess_stats_end(ngx_stream_vmess_stat_t *st,
+    ngx_stream_vmess_live_t *live);
 void ngx_stream_vmess_stats_status(ngx_stream_vmess_srv_conf_t *vscf,
     ngx_uint_t status);
 uint64_t ngx_stream_vmess_stats_read(ngx_atomic_t *counter,
     ngx_uint_t reset);
+
+/* ngx_stream_vmess_api_format.c: the HTTP API's answers and POST body */
+
+/* one user's JSON object, but the email (escaped: up to 6x its length) */
+#define NGX_STREAM_VMESS_API_USER_JSON                                      \
+    sizeof("{\"uuid\":\"00000000-0000-0000-0000-000000000000\","           \
+           "\"user\":\"\",\"outbound\":false,"                              \
+           "\"uplink_bytes\":,\"downlink_bytes\":,"                         \
+           "\"sessions_total\":,\"sessions_active\":,\"last_seen\":,"       \
+           "\"enabled\":false,\"quota_bytes\":,\"expire\":},")             \
+    + 7 * NGX_INT64_LEN
+
+/* what a POST sets: -1 leaves a field as it is */
+typedef struct {
+    ngx_int_t                       enabled;
+    ngx_int_t                       kill;
+    int64_t                         quota;
+    int64_t                         expire;
+} ngx_stream_vmess_api_set_t;
+
+/* what one request reads, under the zone's mutex */
+typedef struct {
+    ngx_pool_t                     *pool;       /* of the answer */
+    ngx_stream_vmess_stats_sh_t    *sh;
+    ngx_str_t                       id;         /* one user, or empty */
+    ngx_uint_t                      reset;
+    ngx_uint_t                      found;
+} ngx_stream_vmess_api_read_t;
+
+const char *ngx_stream_vmess_api_parse(u_char *p, u_char *last,
+    ngx_stream_vmess_api_set_t *set);
+ngx_stream_vmess_user_sh_t *ngx_stream_vmess_api_find(
+    ngx_stream_vmess_stats_sh_t *sh, ngx_str_t *id);
+ngx_int_t ngx_stream_vmess_api_users(ngx_stream_vmess_api_read_t *rd,
+    ngx_buf_t **out);
+u_char *ngx_stream_vmess_api_user_json(u_char *p,
+    ngx_stream_vmess_user_sh_t *u, ngx_uint_t reset);
+ngx_int_t ngx_stream_vmess_api_servers(ngx_stream_vmess_api_read_t *rd,
+    ngx_buf_t **out);
+ngx_int_t ngx_stream_vmess_api_metrics(ngx_stream_vmess_api_read_t *rd,
+    ngx_buf_t **out);
 
 /* ngx_stream_vmess_variables.c */
 ngx_int_t ngx_stream_vmess_add_variables(ngx_conf_t *cf);

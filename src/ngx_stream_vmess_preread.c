@@ -47,6 +47,8 @@ static ngx_int_t ngx_stream_vmess_resolve(ngx_stream_session_t *s,
 static void ngx_stream_vmess_resolve_handler(ngx_resolver_ctx_t *rctx);
 static ngx_int_t ngx_stream_vmess_target(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+static ngx_int_t ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static void ngx_stream_vmess_cleanup(void *data);
 
 
@@ -250,8 +252,15 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     if (rc == VMESS_OK) {
         ctx->user = found;
-        ctx->has_user = 1;
         ctx->timestamp = timestamp;
+
+        rc = ngx_stream_vmess_auth_refused(s, ctx, vscf);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        ctx->has_user = 1;
 
         vmcf = ngx_stream_get_module_main_conf(s, ngx_stream_vmess_module);
 
@@ -328,6 +337,7 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
 {
     size_t             found;
     int64_t            timestamp;
+    ngx_int_t          rc;
     ngx_connection_t  *c;
 
     c = s->connection;
@@ -352,12 +362,61 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     }
 
     ctx->user = found;
+    ctx->timestamp = timestamp;
+
+    rc = ngx_stream_vmess_auth_refused(s, ctx, vscf);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     ctx->has_user = 1;
     ctx->legacy = 1;
-    ctx->timestamp = timestamp;
     ctx->state = NGX_STREAM_VMESS_HEADER;
 
     return NGX_OK;
+}
+
+
+/*
+ * A user the API disabled, or past the quota or expiry it set, is refused
+ * as an unknown user is (drain or fallback), with its own log line.
+ * NGX_DECLINED: the user may go on.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf)
+{
+    u_char                   *p;
+    size_t                    len;
+    ngx_str_t                 reason;
+    const char               *why;
+    ngx_stream_vmess_stat_t  *st;
+
+    if (vscf->stats == NULL) {
+        return NGX_DECLINED;
+    }
+
+    st = &vscf->stats[ctx->user];
+    why = ngx_stream_vmess_stats_refused(st);
+
+    if (why == NULL) {
+        return NGX_DECLINED;
+    }
+
+    len = sizeof("user \"\" over quota") + st->name->len;
+
+    p = ngx_pnalloc(s->connection->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    reason.data = p;
+    reason.len = ngx_snprintf(p, len, "user \"%V\" %s", st->name, why) - p;
+
+    return ngx_stream_vmess_refuse(s, ctx, vscf, NGX_STREAM_VMESS_ST_UNKNOWN,
+                                   NGX_LOG_INFO, &reason);
 }
 
 
@@ -513,7 +572,7 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     if (vscf->stats) {
         /* ended by the cleanup above */
         ctx->stat = &vscf->stats[ctx->user];
-        ngx_stream_vmess_stats_start(ctx->stat);
+        ngx_stream_vmess_stats_start(ctx->stat, &ctx->live, c);
     }
 
     c->buffer->pos += consumed;
@@ -813,7 +872,7 @@ ngx_stream_vmess_cleanup(void *data)
     }
 
     if (ctx->stat) {
-        ngx_stream_vmess_stats_end(ctx->stat);
+        ngx_stream_vmess_stats_end(ctx->stat, &ctx->live);
         ctx->stat = NULL;
     }
 }

@@ -48,6 +48,7 @@ typedef struct {
     size_t                          rhdr_len;
     u_char                          pad[64];
     ngx_stream_vmess_stat_t        *stat;       /* the outbound user's */
+    ngx_stream_vmess_live_t         live;
 
     unsigned                        failed:1;
     unsigned                        header_sent:1;
@@ -265,7 +266,7 @@ ngx_stream_vmess_proxy_start(ngx_stream_session_t *s,
     if (pscf->stat) {
         /* ended by the cleanup */
         ctx->stat = pscf->stat;
-        ngx_stream_vmess_stats_start(ctx->stat);
+        ngx_stream_vmess_stats_start(ctx->stat, &ctx->live, s->connection);
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
@@ -786,7 +787,7 @@ ngx_stream_vmess_proxy_cleanup(void *data)
     vmess_body_free(&ctx->dec);
 
     if (ctx->stat) {
-        ngx_stream_vmess_stats_end(ctx->stat);
+        ngx_stream_vmess_stats_end(ctx->stat, &ctx->live);
     }
 
     OPENSSL_cleanse(&ctx->keys, sizeof(vmess_session_t));

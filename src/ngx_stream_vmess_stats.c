@@ -6,9 +6,11 @@
  * user's node in the shared zone.  Payload bytes are added to the slot
  * without a lock or an atomic; the slot goes to the zone with atomic adds
  * once it holds 1 MiB, at the end of each of the user's sessions, and from
- * a per-worker timer at most a second after its first byte.  Nodes are
- * found or created by the master when the zone is initialised (at start
- * and at every reload), so workers never allocate in the zone.
+ * a per-worker timer, every second while the worker has sessions of
+ * counted users.  The same tick ends the sessions of users the API asked
+ * to kill.  Nodes are found or created by the master when the zone is
+ * initialised (at start and at every reload), so workers never allocate
+ * in the zone.
  */
 
 #include "ngx_stream_vmess_module.h"
@@ -31,10 +33,12 @@ static void ngx_stream_vmess_stats_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_stream_vmess_stats_flush(ngx_stream_vmess_stat_t *st);
 static void ngx_stream_vmess_stats_timer(ngx_event_t *ev);
+static void ngx_stream_vmess_stats_kill(ngx_stream_vmess_stat_t *st);
 
 
 /* this worker's slots that hold bytes not yet in the zone */
 static ngx_queue_t       ngx_stream_vmess_stats_dirty;
+static ngx_uint_t        ngx_stream_vmess_stats_live;   /* sessions here */
 static ngx_event_t       ngx_stream_vmess_stats_event;
 static ngx_connection_t  ngx_stream_vmess_stats_dummy;  /* ev->data for the
                                                            timer's log */
@@ -142,6 +146,7 @@ ngx_stream_vmess_stats_slot(ngx_conf_t *cf,
     st->id = id;
     st->name = name;
     st->outbound = outbound;
+    ngx_queue_init(&st->live);
 
     return NGX_OK;
 }
@@ -369,15 +374,65 @@ ngx_stream_vmess_stats_insert_value(ngx_rbtree_node_t *temp,
 }
 
 
-/* a session of the user begins */
+/*
+ * Why the user may not begin a session now (set through the API), or
+ * NULL.  The quota counts the bytes since the last "?reset=1".
+ */
+
+const char *
+ngx_stream_vmess_stats_refused(ngx_stream_vmess_stat_t *st)
+{
+    ngx_stream_vmess_user_sh_t  *u;
+
+    u = st->sh;
+
+    if (u->disabled) {
+        return "disabled";
+    }
+
+    if (u->quota && u->bytes[0] + u->bytes[1] >= u->quota) {
+        return "over quota";
+    }
+
+    if (u->expire && (ngx_atomic_uint_t) ngx_time() >= u->expire) {
+        return "expired";
+    }
+
+    return NULL;
+}
+
+
+/* a session of the user begins on the client connection c */
 
 void
-ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st)
+ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st,
+    ngx_stream_vmess_live_t *live, ngx_connection_t *c)
 {
+    ngx_event_t  *ev;
+
     (void) ngx_atomic_fetch_add(&st->sh->sessions, 1);
     (void) ngx_atomic_fetch_add(&st->sh->active, 1);
 
     st->sh->last_seen = ngx_time();
+
+    live->connection = c;
+    ngx_queue_insert_tail(&st->live, &live->queue);
+
+    ev = &ngx_stream_vmess_stats_event;
+
+    if (ngx_stream_vmess_stats_dirty.next == NULL) {
+        ngx_queue_init(&ngx_stream_vmess_stats_dirty);
+
+        ngx_stream_vmess_stats_dummy.fd = (ngx_socket_t) -1;
+        ev->data = &ngx_stream_vmess_stats_dummy;
+        ev->handler = ngx_stream_vmess_stats_timer;
+        ev->log = ngx_cycle->log;
+        ev->cancelable = 1;
+    }
+
+    if (ngx_stream_vmess_stats_live++ == 0 && !ev->timer_set) {
+        ngx_add_timer(ev, NGX_STREAM_VMESS_STATS_MSEC);
+    }
 }
 
 
@@ -392,24 +447,7 @@ ngx_stream_vmess_stats_add(ngx_stream_vmess_stat_t *st, ngx_uint_t dir,
     }
 
     if (st->pending[0] + st->pending[1] == 0) {
-
-        if (ngx_stream_vmess_stats_dirty.next == NULL) {
-            ngx_queue_init(&ngx_stream_vmess_stats_dirty);
-
-            ngx_stream_vmess_stats_event.handler =
-                                                ngx_stream_vmess_stats_timer;
-            ngx_stream_vmess_stats_dummy.fd = (ngx_socket_t) -1;
-            ngx_stream_vmess_stats_event.data = &ngx_stream_vmess_stats_dummy;
-            ngx_stream_vmess_stats_event.log = ngx_cycle->log;
-            ngx_stream_vmess_stats_event.cancelable = 1;
-        }
-
         ngx_queue_insert_tail(&ngx_stream_vmess_stats_dirty, &st->dirty);
-
-        if (!ngx_stream_vmess_stats_event.timer_set) {
-            ngx_add_timer(&ngx_stream_vmess_stats_event,
-                          NGX_STREAM_VMESS_STATS_MSEC);
-        }
     }
 
     st->pending[dir] += n;
@@ -423,11 +461,15 @@ ngx_stream_vmess_stats_add(ngx_stream_vmess_stat_t *st, ngx_uint_t dir,
 /* a session of the user ends: its bytes are in the zone when it is gone */
 
 void
-ngx_stream_vmess_stats_end(ngx_stream_vmess_stat_t *st)
+ngx_stream_vmess_stats_end(ngx_stream_vmess_stat_t *st,
+    ngx_stream_vmess_live_t *live)
 {
     ngx_stream_vmess_stats_flush(st);
 
     (void) ngx_atomic_fetch_add(&st->sh->active, -1);
+
+    ngx_queue_remove(&live->queue);
+    ngx_stream_vmess_stats_live--;
 }
 
 
@@ -483,13 +525,64 @@ ngx_stream_vmess_stats_flush(ngx_stream_vmess_stat_t *st)
 static void
 ngx_stream_vmess_stats_timer(ngx_event_t *ev)
 {
-    ngx_queue_t              *q;
-    ngx_stream_vmess_stat_t  *st;
+    ngx_uint_t                     i;
+    ngx_queue_t                   *q;
+    ngx_stream_vmess_stat_t       *st, **slot;
+    ngx_stream_vmess_main_conf_t  *vmcf;
 
     while (!ngx_queue_empty(&ngx_stream_vmess_stats_dirty)) {
         q = ngx_queue_head(&ngx_stream_vmess_stats_dirty);
         st = ngx_queue_data(q, ngx_stream_vmess_stat_t, dirty);
 
         ngx_stream_vmess_stats_flush(st);
+    }
+
+    vmcf = ngx_stream_cycle_get_module_main_conf(ngx_cycle,
+                                                 ngx_stream_vmess_module);
+    slot = vmcf->stats.elts;
+
+    for (i = 0; i < vmcf->stats.nelts; i++) {
+        if (slot[i]->killed != slot[i]->sh->kill) {
+            ngx_stream_vmess_stats_kill(slot[i]);
+        }
+    }
+
+    if (ngx_stream_vmess_stats_live) {
+        ngx_add_timer(ev, NGX_STREAM_VMESS_STATS_MSEC);
+    }
+}
+
+
+/*
+ * The API raised the user's kill count: each of its sessions in this
+ * worker is shut down on the client's socket, so that whoever relays it
+ * (the stream proxy or our own relay) sees the end and closes it as usual.
+ */
+
+static void
+ngx_stream_vmess_stats_kill(ngx_stream_vmess_stat_t *st)
+{
+    ngx_queue_t              *q;
+    ngx_stream_vmess_live_t  *live;
+
+    st->killed = st->sh->kill;
+
+    for (q = ngx_queue_head(&st->live);
+         q != ngx_queue_sentinel(&st->live);
+         q = ngx_queue_next(q))
+    {
+        live = ngx_queue_data(q, ngx_stream_vmess_live_t, queue);
+
+        ngx_log_error(NGX_LOG_INFO, live->connection->log, 0,
+                      "vmess: session of user \"%V\" ended by the API",
+                      st->name);
+
+        if (ngx_shutdown_socket(live->connection->fd, SHUT_RDWR)
+            == -1)
+        {
+            ngx_log_error(NGX_LOG_INFO, live->connection->log,
+                          ngx_socket_errno, ngx_shutdown_socket_n
+                          " failed");
+        }
     }
 }
