@@ -182,6 +182,9 @@ ngx_stream_vmess_stats_init_zone(ngx_slab_pool_t *shpool,
         if (slot[i]->sh == NULL) {
             return NGX_ERROR;
         }
+
+        /* a kill before this configuration is not for its workers */
+        slot[i]->killed = slot[i]->sh->kill;
     }
 
     server = vmcf->servers.elts;

@@ -15,6 +15,9 @@ use Test::More;
 use Time::HiRes qw/sleep time/;
 use VMessTest qw/random_uuid write_file/;
 
+# a write to a session the server ended must not kill the test
+$SIG{PIPE} = 'IGNORE';
+
 my $t = VMessTest->new();
 my ($alice, $bob, $carol) = map { random_uuid() } 1 .. 3;
 my %ids = (ALICE => $alice, BOB => $bob, CAROL => $carol);
@@ -210,6 +213,30 @@ is($code, 405, 'an unknown verb: 405');
 my $a = decode_json($body);
 is_deeply([@$a{qw/enabled quota_bytes/}], [JSON::PP::true, 0],
           'the bad requests changed nothing');
+
+# a kill belongs to the workers of its time: after a reload, carol's new
+# sessions last
+my @old = sort $t->workers();
+$t->reload();
+my $end = time() + 10;
+sleep 0.1 while (join(' ', sort $t->workers()) eq join(' ', @old)
+                 || $t->workers() != 2) && time() < $end;
+$held = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port{carol}")
+    or die "connect: $!";
+$sel = IO::Select->new($held);
+my $echoed = 0;
+for my $i (1 .. 5) {
+    syswrite $held, 'y' x 100;
+    my $part = '';
+    while (length $part < 100 && $sel->can_read(3)) {
+        sysread($held, $buf, 65536) or last;
+        $part .= $buf;
+    }
+    $echoed++ if $part eq 'y' x 100;
+    sleep 0.5;
+}
+is($echoed, 5, 'after a reload an old kill ends no new session (2.5 s)');
+close $held;
 
 $t->stop();
 $t->finish();
