@@ -45,7 +45,8 @@ DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
               v2ray openssl curl clang libclang-rt-14-dev valgrind \
               iproute2 qrencode libyaml-libyaml-perl build-essential \
-              debhelper lintian
+              debhelper lintian \
+              python3-prometheus-client
 
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so

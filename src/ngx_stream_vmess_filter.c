@@ -105,6 +105,14 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         }
     }
 
+    if (from_upstream && ctx->stat) {
+        /* the upstream's bytes are the payload each is sealed from */
+        for (cl = in; cl; cl = cl->next) {
+            ngx_stream_vmess_stats_add(ctx->stat, NGX_STREAM_VMESS_DOWN,
+                                       cl->buf->last - cl->buf->pos);
+        }
+    }
+
     if (ctx->ws && !from_upstream) {
         for (cl = in; cl; cl = cl->next) {
             if (ngx_stream_vmess_ws_input(s, ctx, cl->buf) != NGX_OK) {
@@ -359,6 +367,11 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
         if (rc != NGX_OK) {
             return rc;
+        }
+
+        if (ctx->stat) {
+            ngx_stream_vmess_stats_add(ctx->stat, NGX_STREAM_VMESS_UP,
+                                       produced);
         }
 
         cl = ngx_stream_vmess_shadow(s, d, plain, plain + produced);

@@ -109,6 +109,13 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       offsetof(ngx_stream_vmess_srv_conf_t, strict_nonce),
       NULL },
 
+    { ngx_string("vmess_stats"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, stats_enable),
+      NULL },
+
     { ngx_string("vmess_mux_sessions"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -279,6 +286,16 @@ ngx_stream_vmess_create_main_conf(ngx_conf_t *cf)
      *     conf->dynamics = NULL;
      */
 
+    if (ngx_array_init(&conf->stats, cf->pool, 16,
+                       sizeof(ngx_stream_vmess_stat_t *))
+        != NGX_OK
+        || ngx_array_init(&conf->servers, cf->pool, 4,
+                          sizeof(ngx_stream_vmess_srv_conf_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
     return conf;
 }
 
@@ -305,12 +322,16 @@ ngx_stream_vmess_create_srv_conf(ngx_conf_t *cf)
      *     conf->dynamic = NULL;
      *     conf->detour = NULL;
      *     conf->file = { 0, NULL };
+     *     conf->stats = NULL;
+     *     conf->server_sh = NULL;
+     *     conf->label = { 0, NULL };
      */
 
     conf->enable = NGX_CONF_UNSET;
     conf->legacy = NGX_CONF_UNSET;
     conf->allow_private = NGX_CONF_UNSET;
     conf->strict_nonce = NGX_CONF_UNSET;
+    conf->stats_enable = NGX_CONF_UNSET;
     conf->security = NGX_CONF_UNSET_UINT;
     conf->mux_sessions = NGX_CONF_UNSET_UINT;
     conf->mux_timeout = NGX_CONF_UNSET_MSEC;
@@ -333,6 +354,7 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->legacy, prev->legacy, 0);
     ngx_conf_merge_value(conf->allow_private, prev->allow_private, 0);
     ngx_conf_merge_value(conf->strict_nonce, prev->strict_nonce, 0);
+    ngx_conf_merge_value(conf->stats_enable, prev->stats_enable, 1);
     ngx_conf_merge_uint_value(conf->security, prev->security,
                               NGX_STREAM_VMESS_SEC_ALL);
     ngx_conf_merge_str_value(conf->fallback, prev->fallback, "");
@@ -384,7 +406,13 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_stream_vmess_init_users(cf, conf);
+    if (ngx_stream_vmess_init_users(cf, conf) != NGX_CONF_OK
+        || ngx_stream_vmess_stats_register(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

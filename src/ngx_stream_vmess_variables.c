@@ -207,3 +207,18 @@ ngx_stream_vmess_add_variables(ngx_conf_t *cf)
 
     return NGX_OK;
 }
+
+
+/* a $vmess_status value by its number, "none" for no status */
+
+ngx_str_t *
+ngx_stream_vmess_status_name(ngx_uint_t status)
+{
+    static ngx_str_t  none = ngx_string("none");
+
+    if (status == NGX_STREAM_VMESS_ST_NONE || status >= NGX_STREAM_VMESS_ST_N) {
+        return &none;
+    }
+
+    return &ngx_stream_vmess_status_names[status];
+}

@@ -1,8 +1,8 @@
 # bench/RESULTS.md from the figures of a run.  It only formats: every
 # figure, and what the machine and the run were, come in $R (bench/run
 # fills it): settings (the run's options and sizes), machine, load_start,
-# load_end, seconds, finished, crypto, bulk, buffers, hs, mem, profile,
-# notes.  A section the run did not measure is left out.
+# load_end, seconds, finished, crypto, bulk, buffers, stats, hs, mem,
+# profile, notes.  A section the run did not measure is left out.
 package VmessBench::Report;
 
 use strict;
@@ -20,6 +20,7 @@ sub report {
     return join '', head($R), method($R),
         $R->{bulk} ? bulk_section($R) : (),
         $R->{buffers} ? buffers_section($R) : (),
+        $R->{stats} ? stats_section($R) : (),
         $R->{hs} ? handshakes_section($R) : (),
         $R->{mem} ? memory_section($R) : (),
         targets_section($R),
@@ -404,6 +405,28 @@ sub buffers_section {
                                                         'download'))));
     }
     return "$r\n";
+}
+
+# --------------------------------------------------------------- counters
+
+sub stats_section {
+    my ($R) = @_;
+    my $t = "## 1c. Per-user counters: on and off\n\n"
+        . "Server CPU-s/GiB of one nginx worker (on CPU 0) with two "
+        . "servers that differ only in `vmess_stats off`, measured one "
+        . "after the other in the same rounds (median of "
+        . "$R->{settings}{reps}), one connection, "
+        . "`proxy_buffer_size 64k`. Target: on / off <= 1.03.\n\n"
+        . "| security | direction | on | off | on / off |\n"
+        . "|---|---|---|---|---|\n";
+    for my $key (sort keys %{$R->{stats}}) {
+        my ($sec, $dirn) = split /\|/, $key;
+        my $c = $R->{stats}{$key};
+        $t .= "| $sec | $dirn | " . f2($c->{on}) . ' | ' . f2($c->{off})
+            . ' | ' . verdict(ratio($c->{on}, $c->{off}), 1.03, 1)
+            . " |\n";
+    }
+    return "$t\n";
 }
 
 # ------------------------------------------------------- handshakes, memory
