@@ -102,6 +102,20 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       offsetof(ngx_stream_vmess_srv_conf_t, allow_private),
       NULL },
 
+    { ngx_string("vmess_allow"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_stream_vmess_policy_rule,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vmess_deny"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_stream_vmess_policy_rule,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vmess_strict_nonce"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -314,6 +328,7 @@ ngx_stream_vmess_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->user_confs = NULL;
+     *     conf->rules = NULL;
      *     conf->fallback = { 0, NULL };
      *     conf->users = NULL;
      *     conf->nusers = 0;
@@ -368,6 +383,10 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->user_confs == NULL) {
         conf->user_confs = prev->user_confs;
+    }
+
+    if (conf->rules == NULL) {
+        conf->rules = prev->rules;
     }
 
     if (!conf->enable) {

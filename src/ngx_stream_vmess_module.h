@@ -186,6 +186,7 @@ typedef struct {
     ngx_flag_t                      enable;
     ngx_flag_t                      legacy;
     ngx_flag_t                      allow_private;
+    ngx_array_t                    *rules;      /* "vmess_allow", "_deny" */
     ngx_flag_t                      strict_nonce;
     ngx_flag_t                      stats_enable;   /* "vmess_stats" */
     ngx_uint_t                      security;
@@ -536,15 +537,22 @@ ngx_int_t ngx_stream_vmess_refuse(ngx_stream_session_t *s,
     ngx_uint_t status, ngx_uint_t level, ngx_str_t *reason);
 
 /* ngx_stream_vmess_policy.c: destinations */
-ngx_uint_t ngx_stream_vmess_private_addr(struct sockaddr *sa);
+char *ngx_stream_vmess_policy_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_uint_t ngx_stream_vmess_denied_addr(ngx_stream_vmess_srv_conf_t *vscf,
+    struct sockaddr *sa);
+ngx_int_t ngx_stream_vmess_literal_addr(ngx_pool_t *pool, ngx_uint_t type,
+    const u_char *addr, ngx_str_t *host, ngx_sockaddr_t *sockaddr,
+    socklen_t *socklen);
 ngx_resolver_ctx_t *ngx_stream_vmess_resolve_start(ngx_stream_session_t *s,
     ngx_pool_t *pool, ngx_str_t *name, ngx_resolver_handler_pt handler,
     void *data);
 void ngx_stream_vmess_resolved_addr(ngx_resolver_ctx_t *rctx,
-    ngx_flag_t allow_private, ngx_sockaddr_t *sockaddr, socklen_t *socklen);
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_sockaddr_t *sockaddr,
+    socklen_t *socklen);
 ngx_int_t ngx_stream_vmess_destination(ngx_log_t *log, ngx_pool_t *pool,
     ngx_sockaddr_t *sockaddr, socklen_t socklen, in_port_t port,
-    ngx_flag_t allow_private, ngx_str_t *name);
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_str_t *name);
 
 /* ngx_stream_vmess_ws.c, ngx_stream_vmess_ws_frame.c: WebSocket and
  * HTTPUpgrade */

@@ -381,7 +381,6 @@ ngx_stream_vmess_mux_target(ngx_stream_vmess_sub_t *sub, vmess_mux_frame_t *f)
 {
     u_char                 host[256];
     size_t                 len;
-    ngx_addr_t             addr;
     ngx_connection_t      *c;
     ngx_resolver_ctx_t    *rctx;
     ngx_stream_session_t  *s;
@@ -409,10 +408,11 @@ ngx_stream_vmess_mux_target(ngx_stream_vmess_sub_t *sub, vmess_mux_frame_t *f)
     ngx_memcpy(sub->host.data, host, len);
     sub->host.len = len;
 
-    if (ngx_parse_addr(sub->pool, &addr, host, len) == NGX_OK) {
-        ngx_memcpy(&sub->sockaddr, addr.sockaddr, addr.socklen);
-        sub->socklen = addr.socklen;
-
+    if (ngx_stream_vmess_literal_addr(sub->pool, f->addr_type, f->addr,
+                                      &sub->host, &sub->sockaddr,
+                                      &sub->socklen)
+        == NGX_OK)
+    {
         if (ngx_stream_vmess_sub_connect(sub) != NGX_OK) {
             ngx_stream_vmess_mux_fail(sub, 1);
         }
@@ -465,7 +465,7 @@ ngx_stream_vmess_mux_resolved(ngx_resolver_ctx_t *rctx)
         failed = 1;
 
     } else {
-        ngx_stream_vmess_resolved_addr(rctx, sub->own->conf->allow_private,
+        ngx_stream_vmess_resolved_addr(rctx, sub->own->conf,
                                        &sub->sockaddr, &sub->socklen);
     }
 

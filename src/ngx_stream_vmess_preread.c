@@ -692,46 +692,20 @@ ngx_stream_vmess_destination_addr(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     vmess_request_t *req)
 {
-    ngx_addr_t            addr;
-    ngx_connection_t     *c;
-    struct sockaddr_in   *sin;
-#if (NGX_HAVE_INET6)
-    struct sockaddr_in6  *sin6;
-#endif
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
 
     c = s->connection;
 
-    switch (req->addr_type) {
+    rc = ngx_stream_vmess_literal_addr(c->pool, req->addr_type, req->addr,
+                                       &ctx->host, &ctx->sockaddr,
+                                       &ctx->socklen);
 
-    case VMESS_ADDR_IPV4:
-        sin = (struct sockaddr_in *) &ctx->sockaddr;
-        sin->sin_family = AF_INET;
-        ngx_memcpy(&sin->sin_addr, req->addr, 4);
-        ctx->socklen = sizeof(struct sockaddr_in);
-        break;
-
-#if (NGX_HAVE_INET6)
-    case VMESS_ADDR_IPV6:
-        sin6 = (struct sockaddr_in6 *) &ctx->sockaddr;
-        sin6->sin6_family = AF_INET6;
-        ngx_memcpy(&sin6->sin6_addr, req->addr, 16);
-        ctx->socklen = sizeof(struct sockaddr_in6);
-        break;
-#endif
-
-    case VMESS_ADDR_DOMAIN:
-
-        if (ngx_parse_addr(c->pool, &addr, ctx->host.data, ctx->host.len)
-            == NGX_OK)
-        {
-            ngx_memcpy(&ctx->sockaddr, addr.sockaddr, addr.socklen);
-            ctx->socklen = addr.socklen;
-            break;
-        }
-
+    if (rc == NGX_DECLINED) {
         return ngx_stream_vmess_resolve(s, ctx);
+    }
 
-    default:
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "vmess: address type %ui not supported",
                       (ngx_uint_t) req->addr_type);
@@ -837,7 +811,7 @@ ngx_stream_vmess_resolve_handler(ngx_resolver_ctx_t *rctx)
         ctx->resolve_failed = 1;
 
     } else {
-        ngx_stream_vmess_resolved_addr(rctx, vscf->allow_private,
+        ngx_stream_vmess_resolved_addr(rctx, vscf,
                                        &ctx->sockaddr, &ctx->socklen);
     }
 
@@ -878,7 +852,7 @@ ngx_stream_vmess_target(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     rc = ngx_stream_vmess_destination(c->log, c->pool, &ctx->sockaddr,
                                       ctx->socklen, ctx->port,
-                                      vscf->allow_private, &ctx->target);
+                                      vscf, &ctx->target);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;

@@ -71,6 +71,8 @@ static ngx_int_t ngx_stream_vmess_proxy_start(ngx_stream_session_t *s,
     ngx_stream_vmess_proxy_srv_conf_t *pscf);
 static ngx_int_t ngx_stream_vmess_proxy_parse_target(ngx_stream_session_t *s,
     ngx_str_t *target, vmess_request_t *req);
+static ngx_uint_t ngx_stream_vmess_proxy_denied(ngx_stream_session_t *s,
+    vmess_request_t *req);
 static ngx_int_t ngx_stream_vmess_proxy_run(ngx_stream_session_t *s,
     ngx_stream_vmess_proxy_ctx_t *ctx, ngx_chain_t *in,
     ngx_uint_t from_upstream);
@@ -226,6 +228,12 @@ ngx_stream_vmess_proxy_start(ngx_stream_session_t *s,
         return NGX_ERROR;
     }
 
+    if (ngx_stream_vmess_proxy_denied(s, req)) {
+        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                      "vmess: proxy_vmess_target \"%V\" denied", &target);
+        return NGX_ERROR;
+    }
+
     if (RAND_bytes(rnd, sizeof(rnd)) != 1
         || RAND_bytes(ctx->pad, sizeof(ctx->pad)) != 1)
     {
@@ -287,6 +295,7 @@ ngx_stream_vmess_proxy_parse_target(ngx_stream_session_t *s,
     size_t      i, len;
     in_addr_t   a;
     ngx_int_t   port;
+    ngx_uint_t  numeric;
 
     p = target->data;
     last = p + target->len;
@@ -344,6 +353,8 @@ ngx_stream_vmess_proxy_parse_target(ngx_stream_session_t *s,
         return NGX_ERROR;
     }
 
+    numeric = 1;
+
     for (i = 0; i < len; i++) {
         if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z')
               || (p[i] >= '0' && p[i] <= '9')
@@ -351,6 +362,19 @@ ngx_stream_vmess_proxy_parse_target(ngx_stream_session_t *s,
         {
             return NGX_ERROR;
         }
+
+        if (p[i] != '.' && (p[i] < '0' || p[i] > '9')) {
+            numeric = 0;
+        }
+    }
+
+    /*
+     * digits and dots are no name but an address ngx_inet_addr() did not
+     * take: 255.255.255.255 (INADDR_NONE) or a short form such as 127.1
+     */
+
+    if (numeric) {
+        return NGX_ERROR;
     }
 
     req->addr_type = VMESS_ADDR_DOMAIN;
@@ -358,6 +382,49 @@ ngx_stream_vmess_proxy_parse_target(ngx_stream_session_t *s,
     ngx_memcpy(req->addr, p, len);
 
     return NGX_OK;
+}
+
+
+/*
+ * On a relay ("vmess on") the target may come from the client's header:
+ * an address literal is checked by the inbound's destination policy.  A
+ * name is the exit's to resolve and check, as on a port forward, whose
+ * target is the operator's and reached from the exit's network.
+ */
+
+static ngx_uint_t
+ngx_stream_vmess_proxy_denied(ngx_stream_session_t *s, vmess_request_t *req)
+{
+    ngx_sockaddr_t                sa;
+    ngx_stream_vmess_srv_conf_t  *vscf;
+
+    vscf = ngx_stream_get_module_srv_conf(s, ngx_stream_vmess_module);
+
+    if (!vscf->enable) {
+        return 0;
+    }
+
+    ngx_memzero(&sa, sizeof(ngx_sockaddr_t));
+
+    switch (req->addr_type) {
+
+    case VMESS_ADDR_IPV4:
+        sa.sockaddr_in.sin_family = AF_INET;
+        ngx_memcpy(&sa.sockaddr_in.sin_addr, req->addr, 4);
+        break;
+
+#if (NGX_HAVE_INET6)
+    case VMESS_ADDR_IPV6:
+        sa.sockaddr_in6.sin6_family = AF_INET6;
+        ngx_memcpy(&sa.sockaddr_in6.sin6_addr, req->addr, 16);
+        break;
+#endif
+
+    default:
+        return 0;
+    }
+
+    return ngx_stream_vmess_denied_addr(vscf, &sa.sockaddr);
 }
 
 

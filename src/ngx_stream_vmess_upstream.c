@@ -355,7 +355,7 @@ ngx_stream_vmess_sub_connect(ngx_stream_vmess_sub_t *sub)
 
     rc = ngx_stream_vmess_destination(c->log, sub->pool, &sub->sockaddr,
                                       sub->socklen, sub->port,
-                                      own->conf->allow_private, &sub->name);
+                                      own->conf, &sub->name);
     if (rc != NGX_OK) {
         return rc;
     }

@@ -230,7 +230,8 @@ sub client {
     return ($? >> 8, $out);
 }
 
-# a DNS stub answering A queries from a name => address map
+# a DNS stub answering A and AAAA queries from a name => address map; an
+# address may be a list (in the order answered), IPv6 ones go in AAAA
 sub dns {
     my ($self, %names) = @_;
     require Net::DNS::Nameserver;
@@ -243,10 +244,10 @@ sub dns {
                 my ($qname, $qclass, $qtype) = @_;
                 my $addr = $names{lc $qname};
                 return ('NXDOMAIN') unless defined $addr;
-                return ('NOERROR', [], [], []) unless $qtype eq 'A';
-                return ('NOERROR',
-                        [Net::DNS::RR->new("$qname 1 A $addr")], [], [],
-                        {aa => 1});
+                my @rr = map { Net::DNS::RR->new("$qname 1 $qtype $_") }
+                    grep { /:/ ? $qtype eq 'AAAA' : $qtype eq 'A' }
+                    ref $addr ? @$addr : ($addr);
+                return ('NOERROR', \@rr, [], [], {aa => 1});
             },
             Verbose => 0) or exit 1;
         $ns->main_loop();
