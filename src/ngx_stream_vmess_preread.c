@@ -25,6 +25,9 @@ typedef struct {
 
 static ngx_int_t ngx_stream_vmess_auth(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+static ngx_int_t ngx_stream_vmess_replay(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    const u_char *key);
 static ngx_int_t ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     int64_t now);
@@ -230,13 +233,12 @@ static ngx_int_t
 ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_srv_conf_t *vscf)
 {
-    u_char                        *p, text[64];
-    size_t                         found;
-    int64_t                        now, timestamp, skew;
-    ngx_int_t                      rc, legacy;
-    ngx_str_t                      reason;
-    ngx_connection_t              *c;
-    ngx_stream_vmess_main_conf_t  *vmcf;
+    u_char            *p, text[64];
+    size_t             found;
+    int64_t            now, timestamp, skew;
+    ngx_int_t          rc, legacy;
+    ngx_str_t          reason;
+    ngx_connection_t  *c;
 
     c = s->connection;
 
@@ -280,27 +282,10 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
         ctx->has_user = 1;
 
-        vmcf = ngx_stream_get_module_main_conf(s, ngx_stream_vmess_module);
+        rc = ngx_stream_vmess_replay(s, ctx, vscf, c->buffer->pos);
 
-        rc = ngx_stream_vmess_replay_check(vmcf->shm_zone, c->buffer->pos,
-                                           (time_t) timestamp);
-
-        if (rc == NGX_DECLINED) {
-            ngx_str_set(&reason, "replayed header");
-            return ngx_stream_vmess_refuse(s, ctx, vscf,
-                                           NGX_STREAM_VMESS_ST_REPLAY,
-                                           NGX_LOG_INFO, &reason);
-        }
-
-        if (rc == NGX_BUSY) {
-            p = ngx_snprintf(text, sizeof(text), "replay zone \"%V\" is full",
-                             &vmcf->shm_zone->shm.name);
-            reason.data = text;
-            reason.len = p - text;
-
-            return ngx_stream_vmess_refuse(s, ctx, vscf,
-                                           NGX_STREAM_VMESS_ST_REPLAY,
-                                           NGX_LOG_ERR, &reason);
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
 
         ctx->state = NGX_STREAM_VMESS_HEADER;
@@ -339,6 +324,49 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     return ngx_stream_vmess_refuse(s, ctx, vscf, NGX_STREAM_VMESS_ST_UNKNOWN,
                                    NGX_LOG_INFO, &reason);
+}
+
+
+/*
+ * The replay zone, shared by the workers, for a header's key (its AuthID,
+ * or a legacy header's triple): NGX_DECLINED when it is new, else what
+ * the refusal returns (NGX_OK for the fallback).  A full zone refuses
+ * too: no header goes unchecked.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_replay(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf, const u_char *key)
+{
+    u_char                        *p, text[64];
+    ngx_int_t                      rc;
+    ngx_str_t                      reason;
+    ngx_stream_vmess_main_conf_t  *vmcf;
+
+    vmcf = ngx_stream_get_module_main_conf(s, ngx_stream_vmess_module);
+
+    rc = ngx_stream_vmess_replay_check(vmcf->shm_zone, key,
+                                       (time_t) ctx->timestamp);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&reason, "replayed header");
+        return ngx_stream_vmess_refuse(s, ctx, vscf,
+                                       NGX_STREAM_VMESS_ST_REPLAY,
+                                       NGX_LOG_INFO, &reason);
+    }
+
+    if (rc == NGX_BUSY) {
+        p = ngx_snprintf(text, sizeof(text), "replay zone \"%V\" is full",
+                         &vmcf->shm_zone->shm.name);
+        reason.data = text;
+        reason.len = p - text;
+
+        return ngx_stream_vmess_refuse(s, ctx, vscf,
+                                       NGX_STREAM_VMESS_ST_REPLAY,
+                                       NGX_LOG_ERR, &reason);
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -472,6 +500,7 @@ static ngx_int_t
 ngx_stream_vmess_header(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_srv_conf_t *vscf)
 {
+    u_char             id[16];
     size_t             len, consumed;
     ngx_int_t          rc;
     vmess_user_t      *user;
@@ -507,6 +536,22 @@ ngx_stream_vmess_header(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     if (rc != VMESS_OK) {
         ngx_explicit_memzero(&req, sizeof(vmess_request_t));
         return ngx_stream_vmess_bad_header(s, ctx, vscf, rc);
+    }
+
+    if (ctx->legacy) {
+        if (vmess_legacy_replay_id(c->buffer->pos, &req, id) != VMESS_OK) {
+            ngx_explicit_memzero(&req, sizeof(vmess_request_t));
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "vmess_legacy_replay_id() failed");
+            return NGX_ERROR;
+        }
+
+        rc = ngx_stream_vmess_replay(s, ctx, vscf, id);
+
+        if (rc != NGX_DECLINED) {
+            ngx_explicit_memzero(&req, sizeof(vmess_request_t));
+            return rc;
+        }
     }
 
     rc = ngx_stream_vmess_accept(s, ctx, vscf, &req, consumed);

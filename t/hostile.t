@@ -49,6 +49,15 @@ stream {
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/access.log vmess;
     }
+
+    server {
+        listen 127.0.0.1:%%PORT_legacy%% reuseport;
+        vmess on;
+        vmess_user ALICE;
+        vmess_legacy on;
+        vmess_allow_private on;
+        proxy_pass $vmess_target;
+    }
 }
 EOF
 $t->run();
@@ -96,7 +105,7 @@ my $closer = do {
 # as v2ray).  Returns ([header, keys], ...)
 my $serial = 0;
 sub fresh_headers {
-    my ($n, $tp, $opt) = @_;
+    my ($n, $tp, $opt, @extra) = @_;
     my (@files, @out);
     while (@files < $n) {
         my @cmd;
@@ -107,7 +116,7 @@ sub fresh_headers {
                             "127.0.0.1:$closer", '-u', $alice, '-t',
                             "127.0.0.1:$tp", '-n', 16, '--timeout', 2,
                             '-o', $opt // '0d', '--replay-file', $file,
-                            'raw') . ' >/dev/null 2>&1 &';
+                            @extra, 'raw') . ' >/dev/null 2>&1 &';
         }
         system(join("\n", @cmd, 'wait'));
     }
@@ -393,15 +402,15 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
    'flipped bytes: chunk authentication failures logged');
 
 # one unused header raced on 4 connections at once, 2 workers: exactly one
-# session is answered (the zone is shared)
-{
+# session is answered (the zone is shared); returns the rounds won
+sub race {
+    my ($to, $rounds, @extra) = @_;
     my $won = 0;
-    my $rounds = 20;
-    for my $hk (fresh_headers($rounds, $echo)) {
+    for my $hk (fresh_headers($rounds, $echo, '0d', @extra)) {
         my ($h, $keys) = @$hk;
         my $w = VMessCrypto::writer($keys);
         my $bytes = $h . $w->chunk('race');
-        my @s = map { IO::Socket::INET->new(PeerAddr => $server)
+        my @s = map { IO::Socket::INET->new(PeerAddr => $to)
                           or die "connect: $!" } 1 .. 4;
         $_->syswrite($bytes) for @s;
         my $sel = IO::Select->new(@s);
@@ -420,8 +429,20 @@ ok($t->wait_log(qr/vmess: bad request chunk: authentication failed/, 3),
         }
         $won++ if keys %got == 1;
     }
-    is($won, $rounds, "replay race: $rounds headers x 4 connections,"
-                      . ' one answered each time');
+    return $won;
+}
+
+is(race($server, 20), 20, 'replay race: 20 headers x 4 connections,'
+                          . ' one answered each time');
+
+# the same with legacy (MD5) headers: their auth, key and IV in the zone
+{
+    my $before = () = $t->error_log() =~ /vmess: replayed header/g;
+    is(race('127.0.0.1:' . $t->port('legacy'), 20, '--legacy'), 20,
+       'legacy replay race: 20 headers x 4 connections, one answered each'
+       . ' time');
+    my $after = () = $t->error_log() =~ /vmess: replayed header/g;
+    is($after - $before, 60, 'legacy replay race: 60 replays logged');
 }
 
 # --- back-pressure --------------------------------------------------------

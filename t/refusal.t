@@ -44,6 +44,7 @@ stream {
         listen 127.0.0.1:%%PORT_fallback%%;
         vmess on;
         vmess_user ALICE;
+        vmess_legacy on;
         vmess_allow_private on;
         vmess_fallback 127.0.0.1:FALLBACK;
         proxy_pass $vmess_target;
@@ -181,6 +182,12 @@ my $wrong = read_file($wrong_file);
 ok(length $wrong > 42, 'a wrong user\'s header captured');
 raw($t->port('fallback'), $wrong, 1);
 raw($t->port('fallback'), $header, 1);
+($rc, $out) = $t->client('-s', '127.0.0.1:' . $t->port('fallback'), '-u',
+                         $alice, '-t', "127.0.0.1:$echo", '-n', 100,
+                         '--legacy', '--replay-file', "$dir/legacy", 'echo');
+is($rc, 0, 'a legacy session through the fallback server') or diag($out);
+my $legacy = read_file("$dir/legacy");
+raw($t->port('fallback'), $legacy, 1);
 sleep 0.5;
 
 my @fb = split /\n/, read_file($fallback_log);
@@ -192,6 +199,9 @@ ok((grep { $_ eq length($wrong) . ' '
 ok((grep { $_ eq length($header) . ' '
                  . unpack('H*', substr($header, 0, 64)) } @fb),
    'fallback: a replayed header arrives unchanged');
+ok((grep { $_ eq length($legacy) . ' '
+                 . unpack('H*', substr($legacy, 0, 64)) } @fb),
+   'fallback: a replayed legacy header arrives unchanged');
 
 $t->stop();
 is(read_file($target_log), '', 'nothing ever reached the VMess target');

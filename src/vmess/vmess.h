@@ -237,6 +237,14 @@ int vmess_aead_header_open(const vmess_user_t *user, const uint8_t *in,
 int vmess_legacy_header_open(const vmess_user_t *user, int64_t timestamp,
     const uint8_t *in, size_t len, size_t *consumed, vmess_request_t *req);
 
+/*
+ * The replay key of an opened legacy header, which has no AuthID: the
+ * first 16 bytes of SHA-256(auth || body key || body IV), the triple
+ * v2ray's session history keeps.  auth is the header's first 16 bytes.
+ */
+int vmess_legacy_replay_id(const uint8_t auth[16],
+    const vmess_request_t *req, uint8_t out[16]);
+
 /* Client: seal a header.  rand4 and nonce8 are the AuthID random and the
  * connection nonce; req->padding holds the padding bytes to send.  For a
  * legacy header auth_id is the ID whose HMAC authenticates it (the primary

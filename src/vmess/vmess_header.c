@@ -584,6 +584,33 @@ done:
 
 
 int
+vmess_legacy_replay_id(const uint8_t auth[16], const vmess_request_t *req,
+    uint8_t out[16])
+{
+    uint8_t       in[48], md[32];
+    unsigned int  md_len;
+    int           ok;
+
+    memcpy(in, auth, 16);
+    memcpy(in + 16, req->body_key, 16);
+    memcpy(in + 32, req->body_iv, 16);
+
+    ok = EVP_Digest(in, sizeof(in), md, &md_len, EVP_sha256(), NULL);
+
+    OPENSSL_cleanse(in, sizeof(in));
+
+    if (!ok) {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    memcpy(out, md, 16);
+    OPENSSL_cleanse(md, sizeof(md));
+
+    return VMESS_OK;
+}
+
+
+int
 vmess_legacy_header_open(const vmess_user_t *user, int64_t timestamp,
     const uint8_t *in, size_t len, size_t *consumed, vmess_request_t *req)
 {

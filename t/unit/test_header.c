@@ -47,6 +47,7 @@ static void test_seal_limits(void);
 static void test_addr_format(void);
 static void test_session(void);
 static void test_shared(void);
+static void test_legacy_replay_id(void);
 
 
 static const uint8_t  rand4[4] = { 0xa1, 0xb2, 0xc3, 0xd4 };
@@ -1145,6 +1146,44 @@ test_shared(void)
 }
 
 
+static void
+test_legacy_replay_id(void)
+{
+    size_t           i;
+    uint8_t          auth[16], id[16], other[16], want[16];
+    vmess_request_t  req;
+
+    /* sha256(00..0f || 10..1f || 20..2f), first 16 bytes */
+    unit_hex_decode("4dbdc2b2b62cb00749785bc84202236d", want, sizeof(want));
+
+    memset(&req, 0, sizeof(req));
+
+    for (i = 0; i < 16; i++) {
+        auth[i] = (uint8_t) i;
+        req.body_key[i] = (uint8_t) (16 + i);
+        req.body_iv[i] = (uint8_t) (32 + i);
+    }
+
+    ok(vmess_legacy_replay_id(auth, &req, id) == VMESS_OK
+       && unit_mem_eq(id, 16, want, 16),
+       "legacy replay id: sha256(auth, key, iv) known answer");
+
+    auth[15] ^= 1;
+    vmess_legacy_replay_id(auth, &req, other);
+    ok(memcmp(id, other, 16) != 0, "legacy replay id: auth counts");
+    auth[15] ^= 1;
+
+    req.body_key[0] ^= 1;
+    vmess_legacy_replay_id(auth, &req, other);
+    ok(memcmp(id, other, 16) != 0, "legacy replay id: body key counts");
+    req.body_key[0] ^= 1;
+
+    req.body_iv[7] ^= 1;
+    vmess_legacy_replay_id(auth, &req, other);
+    ok(memcmp(id, other, 16) != 0, "legacy replay id: body IV counts");
+}
+
+
 int
 main(void)
 {
@@ -1158,6 +1197,7 @@ main(void)
     test_addr_format();
     test_session();
     test_shared();
+    test_legacy_replay_id();
 
     return unit_done();
 }
