@@ -17,6 +17,9 @@
 #include "vmess.h"
 
 
+/* --small-buffers: SO_RCVBUF and SO_SNDBUF of a session */
+#define CLIENT_SMALL_SOCKBUF    65536
+
 /* exit codes, also session results */
 #define CLIENT_OK               0
 #define CLIENT_FAIL             1
@@ -92,6 +95,7 @@ typedef struct {
     unsigned                    verbose:1;
     unsigned                    plain:1;       /* no VMess */
     unsigned                    unchecked:1;   /* bytes counted only */
+    unsigned                    small_buffers:1;
     uint16_t                    alter_ids;
 
     uint64_t                    bytes;
@@ -103,6 +107,7 @@ typedef struct {
     unsigned                    in_flight;     /* hold */
     int                         hold_ms;       /* hold */
     int                         answer_ms;     /* hold; 0: all must echo */
+    int                         stall_ms;      /* download: reads nothing */
     const char                 *replay_file;
     const char                 *send_header;
     const char                 *httpupgrade;   /* the path */

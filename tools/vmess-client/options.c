@@ -146,6 +146,12 @@ static const char  client_usage_text[] =
 "                    as Xray sends them; the 101's accept is checked\n"
 "  --early           --httpupgrade: the VMess header goes with the\n"
 "                    request, before the 101 (Xray's \"ed\")\n"
+"  --stall S         download: send the request, then read nothing for S\n"
+"                    seconds and end the session as ok (a client that\n"
+"                    never reads)\n"
+"  --small-buffers   64 KiB socket buffers (SO_RCVBUF, SO_SNDBUF): many\n"
+"                    stalled sessions on the server's machine then leave\n"
+"                    the kernel's TCP memory to the server\n"
 "  -q                print nothing on success\n"
 "  -v                per-session details on stderr\n"
 "\n"
@@ -328,6 +334,11 @@ client_parse_flag(const char *arg, client_args_t *a)
         return 0;
     }
 
+    if (strcmp(arg, "--small-buffers") == 0) {
+        conf.small_buffers = 1;
+        return 0;
+    }
+
     if (strcmp(arg, "-q") == 0) {
         conf.quiet = 1;
         return 0;
@@ -434,6 +445,12 @@ client_parse_value(const char *arg, const char *val, client_args_t *a)
         conf.answer_ms = (int) v * 1000;
         a->hold_opts = 1;
 
+    } else if (strcmp(arg, "--stall") == 0) {
+        if (client_parse_size(val, 86400, &v) != 0 || v == 0) {
+            client_die("bad stall time \"%s\"", val);
+        }
+        conf.stall_ms = (int) v * 1000;
+
     } else if (strcmp(arg, "--replay-file") == 0) {
         conf.replay_file = val;
 
@@ -489,6 +506,10 @@ client_check_modes(client_args_t *a)
 
     if (conf.unchecked && conf.mode != MODE_DOWNLOAD) {
         client_die("--unchecked works with download only");
+    }
+
+    if (conf.stall_ms && conf.mode != MODE_DOWNLOAD) {
+        client_die("--stall works with download only");
     }
 
     if (conf.mode == MODE_HOLD && conf.sessions != 0) {

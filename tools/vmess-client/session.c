@@ -362,7 +362,7 @@ client_legacy_id(client_worker_t *w, uint8_t id[16])
 static int
 client_session_connect(client_worker_t *w)
 {
-    int                fd, one, err;
+    int                fd, one, err, size;
     socklen_t          len;
     struct pollfd      pfd;
     client_session_t  *s = w->s;
@@ -376,6 +376,14 @@ client_session_connect(client_worker_t *w)
 
     one = 1;
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    if (conf.small_buffers) {
+        /* a far peer's buffers are not this machine's memory: keep ours
+         * small, as the kernel's TCP memory is shared with the server */
+        size = CLIENT_SMALL_SOCKBUF;
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
 
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
         return client_fail(w, "fcntl: %s", strerror(errno));
@@ -421,12 +429,21 @@ client_session_loop(client_worker_t *w)
     int                rc, progress, stdin_open;
     nfds_t             nfds;
     struct pollfd      pfd[2];
+    struct timespec    nap;
     client_session_t  *s = w->s;
 
     for ( ;; ) {
         rc = client_session_io(w, &progress);
         if (rc != CLIENT_AGAIN) {
             return rc;
+        }
+
+        if (conf.stall_ms && s->out_len > 0 && s->out_pos == s->out_len) {
+            /* the request is out: leave everything unread */
+            nap.tv_sec = conf.stall_ms / 1000;
+            nap.tv_nsec = 0;
+            nanosleep(&nap, NULL);
+            return CLIENT_OK;
         }
 
         stdin_open = s->stdin_source && !s->input_eof
