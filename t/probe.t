@@ -175,8 +175,10 @@ for my $shape (['alone', ''], ['with 8 KiB more', noise(8192)]) {
            . ' preread_timeout');
     }
     my @d = sort { $a <=> $b } values %drain;
-    ok($d[-1] - $d[0] <= $range / 4, "$name: median drain counts within a"
-       . " quarter of their range ($d[0]..$d[-1] of $all[0]..$all[-1])");
+    # the jitter's range depends on the users: one byte more for a small one
+    ok($d[-1] - $d[0] <= $range / 4 + 1, "$name: median drain counts within"
+       . " a quarter of their range and a byte ($d[0]..$d[-1] of"
+       . " $all[0]..$all[-1])");
 }
 
 $t->finish();
