@@ -531,6 +531,16 @@ ngx_int_t ngx_stream_vmess_log_handler(ngx_stream_session_t *s);
 ngx_uint_t ngx_stream_vmess_security_mask(ngx_str_t *name);
 ngx_str_t *ngx_stream_vmess_security_name(ngx_uint_t mask);
 
+/* ngx_stream_vmess_destination.c: the destination, resolved and checked */
+ngx_int_t ngx_stream_vmess_target_host(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_request_t *req, u_char *host,
+    size_t len);
+ngx_int_t ngx_stream_vmess_destination_addr(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    vmess_request_t *req);
+ngx_int_t ngx_stream_vmess_target(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+
 /* ngx_stream_vmess_refuse.c: input that did not authenticate */
 ngx_int_t ngx_stream_vmess_refuse(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
