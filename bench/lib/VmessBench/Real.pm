@@ -18,7 +18,7 @@ use VmessBench::Servers qw/nginx_start nginx_stop v2ray_start v2ray_stop
                            transfer_targets/;
 use VmessBench::Util qw/progress median read_file write_file/;
 
-our @EXPORT_OK = qw/real/;
+our @EXPORT_OK = qw/real v2ray_client/;
 
 # {"server|dir" => {cpu, mibs, n, all}} for server module<buf>,
 # plain<buf> (buf in $ctx->{real_bufs}) and v2ray, one connection, servers
