@@ -22,12 +22,18 @@
 
 /*
  * theta's column sums applied to lane (x, y), rotated by rho's offset r
- * and moved by pi to (y, 2x + 3y): written out lane by lane, so that the
- * compiler keeps the state in registers and no table is read
+ * and moved by pi to (y, 2x + 3y): written out lane by lane, so that
+ * every index is a constant and no table is read
  */
 #define VMESS_KECCAK_MOVE(x, y, r)                                          \
     b[VMESS_LANE(y, (2 * (x) + 3 * (y)) % 5)] =                             \
         vmess_rotl64(a[VMESS_LANE(x, y)] ^ d[x], r)
+
+/* the lanes of row y, x = 0..4, with their offsets */
+#define VMESS_KECCAK_MOVE_ROW(y, r0, r1, r2, r3, r4)                        \
+    VMESS_KECCAK_MOVE(0, y, r0); VMESS_KECCAK_MOVE(1, y, r1);               \
+    VMESS_KECCAK_MOVE(2, y, r2); VMESS_KECCAK_MOVE(3, y, r3);               \
+    VMESS_KECCAK_MOVE(4, y, r4)
 
 #define VMESS_KECCAK_CHI(x, y)                                              \
     a[VMESS_LANE(x, y)] = b[VMESS_LANE(x, y)]                               \
@@ -81,21 +87,11 @@ vmess_keccak_f1600(uint64_t st[25])
         d[4] = c[3] ^ vmess_rotl64(c[0], 1);
 
         /* theta applied, rho and pi: the offsets of FIPS 202 table 2 */
-        VMESS_KECCAK_MOVE(0, 0, 0);  VMESS_KECCAK_MOVE(1, 0, 1);
-        VMESS_KECCAK_MOVE(2, 0, 62); VMESS_KECCAK_MOVE(3, 0, 28);
-        VMESS_KECCAK_MOVE(4, 0, 27);
-        VMESS_KECCAK_MOVE(0, 1, 36); VMESS_KECCAK_MOVE(1, 1, 44);
-        VMESS_KECCAK_MOVE(2, 1, 6);  VMESS_KECCAK_MOVE(3, 1, 55);
-        VMESS_KECCAK_MOVE(4, 1, 20);
-        VMESS_KECCAK_MOVE(0, 2, 3);  VMESS_KECCAK_MOVE(1, 2, 10);
-        VMESS_KECCAK_MOVE(2, 2, 43); VMESS_KECCAK_MOVE(3, 2, 25);
-        VMESS_KECCAK_MOVE(4, 2, 39);
-        VMESS_KECCAK_MOVE(0, 3, 41); VMESS_KECCAK_MOVE(1, 3, 45);
-        VMESS_KECCAK_MOVE(2, 3, 15); VMESS_KECCAK_MOVE(3, 3, 21);
-        VMESS_KECCAK_MOVE(4, 3, 8);
-        VMESS_KECCAK_MOVE(0, 4, 18); VMESS_KECCAK_MOVE(1, 4, 2);
-        VMESS_KECCAK_MOVE(2, 4, 61); VMESS_KECCAK_MOVE(3, 4, 56);
-        VMESS_KECCAK_MOVE(4, 4, 14);
+        VMESS_KECCAK_MOVE_ROW(0, 0, 1, 62, 28, 27);
+        VMESS_KECCAK_MOVE_ROW(1, 36, 44, 6, 55, 20);
+        VMESS_KECCAK_MOVE_ROW(2, 3, 10, 43, 25, 39);
+        VMESS_KECCAK_MOVE_ROW(3, 41, 45, 15, 21, 8);
+        VMESS_KECCAK_MOVE_ROW(4, 18, 2, 61, 56, 14);
 
         /* chi */
         VMESS_KECCAK_CHI_ROW(0);

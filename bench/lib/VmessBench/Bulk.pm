@@ -14,7 +14,7 @@ use VmessBench::Servers qw/nginx_start nginx_stop v2ray_start v2ray_stop
                            relay_start transfer_targets/;
 use VmessBench::Util qw/progress note median/;
 
-our @EXPORT_OK = qw/crypto bulk buffers/;
+our @EXPORT_OK = qw/crypto bulk buffers transfer_medians/;
 
 # {cipher => {seal|open => CPU-s/GiB}}, none costing 0; $chunk plaintext
 # bytes per chunk (crypto-cost's 16 KiB if undef)
@@ -54,15 +54,22 @@ sub bulk {
         progress("bulk: round $rep of $reps done");
     }
     stop($_) for @target_pids;
+    return transfer_medians(\%runs);
+}
 
-    my %bulk;
-    for my $key (keys %runs) {
-        $bulk{$key} = {cpu => median(@{$runs{$key}{cpu}}),
-                       mibs => median(@{$runs{$key}{mibs}}),
-                       n => scalar @{$runs{$key}{cpu}},
-                       all => $runs{$key}{cpu}};
+# {key => {cpu => [...], mibs => [...]}} of the rounds' transfers as {key
+# => {cpu => median, mibs => median, n => rounds, all => [cpu of each]}};
+# undef if there was none
+sub transfer_medians {
+    my ($runs) = @_;
+    my %m;
+    for my $key (keys %$runs) {
+        $m{$key} = {cpu => median(@{$runs->{$key}{cpu}}),
+                    mibs => median(@{$runs->{$key}{mibs}}),
+                    n => scalar @{$runs->{$key}{cpu}},
+                    all => $runs->{$key}{cpu}};
     }
-    return %bulk ? \%bulk : undef;
+    return %m ? \%m : undef;
 }
 
 # 1 connection with 1 nginx worker (pinned: the server on CPU 0, the rest

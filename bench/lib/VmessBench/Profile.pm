@@ -72,9 +72,7 @@ sub profile_real {
     my %p;
     for my $dirn (qw/upload download/) {
         my $data = "$ctx->{dir}/perf-real-$dirn.data";
-        my @load = $place->{pinned} ? ('taskset', '-c', $place->{load_cpus})
-                                    : ();
-        perf_run($ctx, $ours, $data, @load, transfer_cmd($ctx,
+        perf_run($ctx, $ours, $data, load_cpus(), transfer_cmd($ctx,
             $client->{port}{module16}{$dirn}, undef, undef, $dirn));
         $p{symbols}{$dirn} = perf_symbols($data);
         $p{dsos}{$dirn} = perf_dsos($data);
@@ -101,8 +99,7 @@ sub profile_none {
     my $dir = $ctx->{dir};
     my %none;
     for my $dirn (qw/upload download/) {
-        my @load = $place->{pinned} ? ('taskset', '-c', $place->{load_cpus})
-                                    : ();
+        my @load = load_cpus();
         perf_run($ctx, $ours, "$dir/perf-none-$dirn.data", @load,
             transfer_cmd($ctx, $vport, $target->{$dirn}, 'none', $dirn));
         $none{"module|$dirn"} = perf_dsos("$dir/perf-none-$dirn.data");
@@ -113,6 +110,12 @@ sub profile_none {
     nginx_stop($ours);
     nginx_stop($plain);
     return \%none;
+}
+
+# the load's command prefix: on the load CPUs when pinned
+sub load_cpus {
+    my $place = placement();
+    return $place->{pinned} ? ('taskset', '-c', $place->{load_cpus}) : ();
 }
 
 # perf record of a server's first worker while the client runs

@@ -11,12 +11,13 @@ use warnings;
 
 use Exporter 'import';
 
+use VmessBench::Bulk qw/transfer_medians/;
 use VmessBench::Load qw/bulk_one/;
 use VmessBench::Proc qw/spawn stop free_port placement pin
                         wait_listening/;
 use VmessBench::Servers qw/nginx_start nginx_stop v2ray_start v2ray_stop
                            transfer_targets/;
-use VmessBench::Util qw/progress median read_file write_file/;
+use VmessBench::Util qw/progress read_file write_file/;
 
 our @EXPORT_OK = qw/real v2ray_client/;
 
@@ -37,14 +38,7 @@ sub real {
         progress("real: round $rep of $reps done");
     }
     stop($_) for @target_pids;
-    my %real;
-    for my $key (keys %runs) {
-        $real{$key} = {cpu => median(@{$runs{$key}{cpu}}),
-                       mibs => median(@{$runs{$key}{mibs}}),
-                       n => scalar @{$runs{$key}{cpu}},
-                       all => $runs{$key}{cpu}};
-    }
-    return %real ? \%real : undef;
+    return transfer_medians(\%runs);
 }
 
 # every server up at once (idle ones cost nothing), measured in turns, so

@@ -305,9 +305,7 @@ sub bulk_v2_section {
         . "plain nginx as in section 1; bare crypto on "
         . "$c->{'aes-128-gcm'}-byte chunks.\n\n";
     for my $conns (1, 8) {
-        $r .= sprintf "### %s\n\n", $conns == 1
-            ? '1 connection, nginx with 1 worker'
-            : '8 connections in parallel, nginx with 2 workers';
+        $r .= conns_title($conns);
         $r .= bulk_table($v, $conns);
     }
     return $r . ratio_table($v);
@@ -317,13 +315,18 @@ sub bulk_section {
     my ($R) = @_;
     my $r = "## 1. Bulk transfer: server CPU seconds per GiB\n\n";
     for my $conns (1, 8) {
-        $r .= sprintf "### %s\n\n", $conns == 1
-            ? '1 connection, nginx with 1 worker'
-            : '8 connections in parallel, nginx with 2 workers';
+        $r .= conns_title($conns);
         $r .= bulk_table($R, $conns) . in_situ_table($R, $conns);
     }
     return $r . throughput_table($R) . crypto_line($R) . ratio_table($R)
         . spread_line($R);
+}
+
+sub conns_title {
+    my ($conns) = @_;
+    return sprintf "### %s\n\n", $conns == 1
+        ? '1 connection, nginx with 1 worker'
+        : '8 connections in parallel, nginx with 2 workers';
 }
 
 sub bulk_table {
