@@ -11,6 +11,8 @@
 #   make bench        server CPU, handshakes and memory against v2ray and
 #                     plain nginx; writes bench/RESULTS.md
 #   make fuzz         each libFuzzer harness for FUZZ_SECONDS (60)
+#   make deb          libnginx-mod-stream-vmess_<ver>_<arch>.deb in objs/, the
+#                     way Debian packages its nginx modules; lintian on it
 #   make asan         nginx + module built with ASan+UBSan from Debian's
 #                     nginx source, then the whole prove suite against it
 
@@ -42,7 +44,9 @@ DEB_PKGS   := nginx nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev \
               zlib1g-dev dpkg-dev gcc make perl libcryptx-perl \
               libdigest-crc-perl libnet-dns-perl libio-socket-ssl-perl \
               v2ray openssl curl clang libclang-rt-14-dev valgrind \
-              iproute2
+              iproute2 qrencode libyaml-libyaml-perl build-essential \
+              debhelper lintian \
+              python3-prometheus-client
 
 ifeq ($(NGINX_SRC),)
 MODULE_SO  := $(OBJS)/ngx_stream_vmess_module.so
@@ -55,7 +59,7 @@ GLUE_OBJS  := $(NGINX_SRC)/objs/addon/src
 endif
 
 .PHONY: all deps module unit tools test run unit-asan asan bench-core \
-        bench fuzz clean style callgraph valgrind
+        bench fuzz clean style callgraph valgrind deb
 
 all: module unit tools
 
@@ -151,6 +155,21 @@ $(OBJS)/bench-core: bench/core.c $(CORE_SRCS) $(CORE_HDRS)
 
 bench: deps all $(OBJS)/bench-core
 	bench/run
+
+# the package is built from a copy of the tree (dpkg-buildpackage writes
+# into the parent directory), without objs/ and git's files
+DEB_WORK   := $(OBJS)/deb
+
+deb: deps
+	rm -rf $(DEB_WORK) && mkdir -p $(DEB_WORK)/src
+	tar -C $(TOP) --exclude=./objs --exclude=./.git -cf - . \
+	    | tar -C $(DEB_WORK)/src -xf -
+	cd $(DEB_WORK)/src && DEB_BUILD_OPTIONS=noddebs \
+	    dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+	    || { tail -n 40 ../build.log; exit 1; }
+	cp $(DEB_WORK)/*.deb $(OBJS)/
+	lintian --info --fail-on error,warning $(DEB_WORK)/*.deb
+	@ls $(OBJS)/*.deb
 
 FUZZ_SECONDS ?= 60
 

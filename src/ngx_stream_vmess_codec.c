@@ -72,14 +72,23 @@ ngx_int_t
 ngx_stream_vmess_response_header(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_buf_t *b)
 {
-    int     rc;
-    size_t  written;
+    int                      rc;
+    size_t                   written;
+    ngx_int_t                dynamic;
+    vmess_switch_account_t   cmd;
 
     if (ctx->header_sent) {
         return NGX_OK;
     }
 
-    rc = vmess_response_header_seal(&ctx->enc, ctx->response_v, NULL, b->last,
+    dynamic = ngx_stream_vmess_dynamic_command(s, ctx, &cmd);
+
+    if (dynamic == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    rc = vmess_response_header_seal(&ctx->enc, ctx->response_v,
+                                    dynamic == NGX_OK ? &cmd : NULL, b->last,
                                     b->end - b->last, &written);
     if (rc != VMESS_OK) {
         ngx_log_error(NGX_LOG_ALERT, s->connection->log, 0,
@@ -87,6 +96,8 @@ ngx_stream_vmess_response_header(ngx_stream_session_t *s,
                       vmess_strerror(rc));
         return NGX_ERROR;
     }
+
+    ngx_explicit_memzero(&cmd, sizeof(vmess_switch_account_t));
 
     b->last += written;
     ctx->header_sent = 1;

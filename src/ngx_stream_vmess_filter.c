@@ -22,8 +22,9 @@
 #define NGX_STREAM_VMESS_NBUFS          2
 #define NGX_STREAM_VMESS_ENC_SIZE       (NGX_STREAM_VMESS_SEAL_MAX + 512)
 
-/* in place: a response header (38 bytes, no command) and a chunk's head,
- * a tail, or an end chunk; at most FRAMES / 3 chunks on their way */
+/* in place: a response header (38 bytes, 69 with a dynamic port command)
+ * and a chunk's head (18), a tail, or an end chunk; at most FRAMES / 3
+ * chunks on their way */
 #define NGX_STREAM_VMESS_FRAME_SIZE     VMESS_CHUNK_OVERHEAD_MAX
 #define NGX_STREAM_VMESS_FRAMES         48
 
@@ -101,6 +102,14 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
         if (!from_upstream) {
             ngx_stream_vmess_proxy_protocol(s, ctx, in);
+        }
+    }
+
+    if (from_upstream && ctx->stat) {
+        /* the upstream's bytes are the payload each is sealed from */
+        for (cl = in; cl; cl = cl->next) {
+            ngx_stream_vmess_stats_add(ctx->stat, NGX_STREAM_VMESS_DOWN,
+                                       cl->buf->last - cl->buf->pos);
         }
     }
 
@@ -358,6 +367,11 @@ ngx_stream_vmess_decode(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
         if (rc != NGX_OK) {
             return rc;
+        }
+
+        if (ctx->stat) {
+            ngx_stream_vmess_stats_add(ctx->stat, NGX_STREAM_VMESS_UP,
+                                       produced);
         }
 
         cl = ngx_stream_vmess_shadow(s, d, plain, plain + produced);

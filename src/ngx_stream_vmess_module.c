@@ -76,7 +76,21 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
 
     { ngx_string("vmess_websocket"),
       NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
-      ngx_stream_vmess_websocket,
+      ngx_stream_vmess_transport,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, ws),
+      NULL },
+
+    { ngx_string("vmess_httpupgrade"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_vmess_transport,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, httpupgrade),
+      NULL },
+
+    { ngx_string("vmess_dynamic_port"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_vmess_dynamic_port,
       NGX_STREAM_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -93,6 +107,13 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_STREAM_SRV_CONF_OFFSET,
       offsetof(ngx_stream_vmess_srv_conf_t, strict_nonce),
+      NULL },
+
+    { ngx_string("vmess_stats"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, stats_enable),
       NULL },
 
     { ngx_string("vmess_mux_sessions"),
@@ -262,7 +283,18 @@ ngx_stream_vmess_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->shm_zone = NULL;
+     *     conf->dynamics = NULL;
      */
+
+    if (ngx_array_init(&conf->stats, cf->pool, 16,
+                       sizeof(ngx_stream_vmess_stat_t *))
+        != NGX_OK
+        || ngx_array_init(&conf->servers, cf->pool, 4,
+                          sizeof(ngx_stream_vmess_srv_conf_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
 
     return conf;
 }
@@ -287,13 +319,19 @@ ngx_stream_vmess_create_srv_conf(ngx_conf_t *cf)
      *     conf->nusers = 0;
      *     conf->legacy_index = NULL;
      *     conf->legacy_updated = 0;
+     *     conf->dynamic = NULL;
+     *     conf->detour = NULL;
      *     conf->file = { 0, NULL };
+     *     conf->stats = NULL;
+     *     conf->server_sh = NULL;
+     *     conf->label = { 0, NULL };
      */
 
     conf->enable = NGX_CONF_UNSET;
     conf->legacy = NGX_CONF_UNSET;
     conf->allow_private = NGX_CONF_UNSET;
     conf->strict_nonce = NGX_CONF_UNSET;
+    conf->stats_enable = NGX_CONF_UNSET;
     conf->security = NGX_CONF_UNSET_UINT;
     conf->mux_sessions = NGX_CONF_UNSET_UINT;
     conf->mux_timeout = NGX_CONF_UNSET_MSEC;
@@ -309,12 +347,14 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_stream_vmess_srv_conf_t *prev = parent;
     ngx_stream_vmess_srv_conf_t *conf = child;
 
+    ngx_stream_vmess_ws_conf_t    *wscf;
     ngx_stream_vmess_main_conf_t  *vmcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->legacy, prev->legacy, 0);
     ngx_conf_merge_value(conf->allow_private, prev->allow_private, 0);
     ngx_conf_merge_value(conf->strict_nonce, prev->strict_nonce, 0);
+    ngx_conf_merge_value(conf->stats_enable, prev->stats_enable, 1);
     ngx_conf_merge_uint_value(conf->security, prev->security,
                               NGX_STREAM_VMESS_SEC_ALL);
     ngx_conf_merge_str_value(conf->fallback, prev->fallback, "");
@@ -322,11 +362,25 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->mux_timeout, prev->mux_timeout, 300000);
     ngx_conf_merge_msec_value(conf->udp_timeout, prev->udp_timeout, 60000);
 
+    if (conf->enable && ngx_stream_vmess_dynamic_detour(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->user_confs == NULL) {
         conf->user_confs = prev->user_confs;
     }
 
     if (!conf->enable) {
+        wscf = conf->ws ? conf->ws : conf->httpupgrade;
+
+        if (wscf) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"vmess_%s\" needs \"vmess on\" in %V:%ui",
+                          wscf->raw ? "httpupgrade" : "websocket",
+                          &wscf->file, wscf->line);
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 
@@ -339,6 +393,12 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->detour) {
+        /* its users are made from the sending server's, in
+         * ngx_stream_vmess_dynamic_init() */
+        return NGX_CONF_OK;
+    }
+
     if (conf->user_confs == NULL || conf->user_confs->nelts == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "no \"vmess_user\" is defined for \"vmess\" in %V:%ui",
@@ -346,7 +406,13 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_stream_vmess_init_users(cf, conf);
+    if (ngx_stream_vmess_init_users(cf, conf) != NGX_CONF_OK
+        || ngx_stream_vmess_stats_register(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -363,6 +429,10 @@ ngx_stream_vmess_init(ngx_conf_t *cf)
     ngx_stream_core_srv_conf_t   **cscfp;
     ngx_stream_core_main_conf_t   *cmcf;
     ngx_stream_vmess_srv_conf_t   *vscf;
+
+    if (ngx_stream_vmess_dynamic_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
 

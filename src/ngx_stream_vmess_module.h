@@ -59,6 +59,12 @@
 #define NGX_STREAM_VMESS_ST_SKEW        5
 #define NGX_STREAM_VMESS_ST_BAD_HEADER  6
 #define NGX_STREAM_VMESS_ST_DENIED      7
+#define NGX_STREAM_VMESS_ST_EXPIRED     8
+#define NGX_STREAM_VMESS_ST_N           9
+
+/* the directions of the per-user counters */
+#define NGX_STREAM_VMESS_UP             0   /* client to destination */
+#define NGX_STREAM_VMESS_DOWN           1
 
 /* chunk plaintext per sealed response chunk */
 #define NGX_STREAM_VMESS_SEAL_MAX       16384
@@ -86,17 +92,94 @@ typedef struct {
 } ngx_stream_vmess_user_conf_t;
 
 
+/* "vmess_websocket", "vmess_httpupgrade": an HTTP upgrade on a path */
+
 typedef struct {
     ngx_str_t                       path;
     ngx_str_t                       host;
     ngx_str_t                       real_ip_header;
     size_t                          max_frame;
+    ngx_str_t                       file;       /* where it was set */
+    ngx_uint_t                      line;
+    unsigned                        raw:1;      /* httpupgrade: no frames */
 } ngx_stream_vmess_ws_conf_t;
+
+
+/*
+ * The per-user counters (ngx_stream_vmess_stats.c).  In the zone: a node
+ * per user (inbound or outbound) and per server, never freed while the
+ * zone lives, so a worker of an older configuration may still count.
+ */
+
+typedef struct {
+    ngx_rbtree_node_t               node;       /* key: id prefix */
+    ngx_queue_t                     queue;      /* every user, oldest first */
+    u_char                          id[16];
+    ngx_uint_t                      outbound;   /* a "proxy_vmess_user" */
+    u_char                         *name;       /* email, else uuid */
+    size_t                          name_len;
+    ngx_atomic_t                    bytes[2];   /* payload, UP and DOWN */
+    ngx_atomic_t                    sessions;
+    ngx_atomic_t                    active;
+    ngx_atomic_t                    last_seen;
+
+    /* set through the API; checked when a session of the user begins */
+    ngx_atomic_t                    disabled;
+    ngx_atomic_t                    quota;      /* bytes up + down, or 0 */
+    ngx_atomic_t                    expire;     /* Unix time, or 0 */
+    ngx_atomic_t                    kill;       /* raised: sessions end */
+} ngx_stream_vmess_user_sh_t;
+
+
+typedef struct {
+    ngx_queue_t                     queue;
+    ngx_atomic_t                    status[NGX_STREAM_VMESS_ST_N];
+    size_t                          name_len;
+    u_char                          name[1];    /* first listen address */
+} ngx_stream_vmess_server_sh_t;
+
+
+typedef struct {
+    ngx_rbtree_t                    rbtree;
+    ngx_rbtree_node_t               sentinel;
+    ngx_queue_t                     users;
+    ngx_queue_t                     servers;
+} ngx_stream_vmess_stats_sh_t;
+
+
+/* a session of a user in one worker, for ending it from the API */
+
+typedef struct {
+    ngx_queue_t                     queue;      /* in the slot's live */
+    ngx_connection_t               *connection; /* the client's */
+} ngx_stream_vmess_live_t;
+
+
+/* a user's counters in one worker, added to the zone's now and then */
+
+typedef struct {
+    ngx_stream_vmess_user_sh_t     *sh;
+    ngx_queue_t                     dirty;      /* while pending */
+    ngx_queue_t                     live;       /* its sessions here */
+    ngx_atomic_uint_t               killed;     /* sh->kill acted upon */
+    uint64_t                        pending[2];
+    u_char                         *id;
+    ngx_str_t                      *name;
+    ngx_uint_t                      outbound;
+} ngx_stream_vmess_stat_t;
 
 
 typedef struct {
     ngx_shm_zone_t                 *shm_zone;
+    ngx_array_t                    *dynamics;   /* dynamic_t *, every
+                                                   "vmess_dynamic_port" */
+    ngx_array_t                     stats;      /* ngx_stream_vmess_stat_t *
+                                                   of every user */
+    ngx_array_t                     servers;    /* srv confs with counters */
 } ngx_stream_vmess_main_conf_t;
+
+
+typedef struct ngx_stream_vmess_dynamic_s  ngx_stream_vmess_dynamic_t;
 
 
 typedef struct {
@@ -104,6 +187,7 @@ typedef struct {
     ngx_flag_t                      legacy;
     ngx_flag_t                      allow_private;
     ngx_flag_t                      strict_nonce;
+    ngx_flag_t                      stats_enable;   /* "vmess_stats" */
     ngx_uint_t                      security;
     ngx_uint_t                      mux_sessions;
     ngx_msec_t                      mux_timeout;
@@ -113,6 +197,13 @@ typedef struct {
     ngx_array_t                    *user_confs;
     ngx_str_t                       fallback;
     ngx_stream_vmess_ws_conf_t     *ws;         /* "vmess_websocket" */
+    ngx_stream_vmess_ws_conf_t     *httpupgrade;
+    ngx_stream_vmess_dynamic_t     *dynamic;    /* "vmess_dynamic_port" */
+
+    /* a server on the ports of a "vmess_dynamic_port": its users are that
+     * list's IDs of periods detour_period - 2 .. detour_period */
+    ngx_stream_vmess_dynamic_t     *detour;
+    int64_t                         detour_period;
 
     /* built at merge time for "vmess on" servers */
     vmess_user_t                   *users;
@@ -121,11 +212,27 @@ typedef struct {
     time_t                          legacy_updated;
     size_t                          drain_base;
     size_t                          drain_max;
+    ngx_stream_vmess_stat_t        *stats;      /* per user, or NULL */
+    ngx_stream_vmess_server_sh_t   *server_sh;
+    ngx_str_t                       label;      /* first listen address */
 
     /* where "vmess on" was set, for errors found at merge time */
     ngx_str_t                       file;
     ngx_uint_t                      line;
 } ngx_stream_vmess_srv_conf_t;
+
+
+/* "vmess_dynamic_port": where a server sends its clients' next sessions */
+
+struct ngx_stream_vmess_dynamic_s {
+    ngx_array_t                     ports;      /* in_port_t */
+    ngx_str_t                       secret;
+    time_t                          refresh;    /* seconds */
+    ngx_uint_t                      alter_ids;
+    ngx_stream_vmess_srv_conf_t    *server;     /* the one that sends it */
+    ngx_str_t                       file;
+    ngx_uint_t                      line;
+};
 
 
 /* "proxy_vmess": the outbound */
@@ -143,6 +250,7 @@ typedef struct {
     ngx_stream_vmess_proxy_sec_t   *sec;        /* "proxy_vmess_security" */
     ngx_stream_complex_value_t     *target;
     vmess_user_t                   *user;
+    ngx_stream_vmess_stat_t        *stat;       /* with a "vmess_zone" */
 } ngx_stream_vmess_proxy_srv_conf_t;
 
 
@@ -206,6 +314,8 @@ typedef struct {
     ngx_msec_t                      start;
 
     ngx_uint_t                      user;
+    ngx_stream_vmess_stat_t        *stat;       /* the user's, counting */
+    ngx_stream_vmess_live_t         live;
     int64_t                         timestamp;
 
     uint8_t                         command;
@@ -221,6 +331,7 @@ typedef struct {
     unsigned                        enc_init:1;
     unsigned                        wrap_logged:1;
     unsigned                        proxy_protocol:1;
+    unsigned                        upgraded:1; /* a 101 was sent */
 
     ngx_str_t                       target;     /* host:port, IP literal */
     ngx_str_t                       host;       /* as sent */
@@ -229,6 +340,7 @@ typedef struct {
     ngx_sockaddr_t                  sockaddr;
     socklen_t                       socklen;
     ngx_resolver_ctx_t             *rctx;
+    in_port_t                       dynamic_port;   /* sent to the client */
 
     size_t                          drain_size;
     size_t                          drained;
@@ -320,14 +432,97 @@ char *ngx_stream_vmess_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_stream_vmess_init_users(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf);
+char *ngx_stream_vmess_users_alloc(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_uint_t n);
+char *ngx_stream_vmess_legacy_index(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf);
 
 /* ngx_stream_vmess_zone.c: the replay filter */
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
     const u_char *authid, time_t timestamp);
 
+ngx_stream_vmess_stats_sh_t *ngx_stream_vmess_zone_stats(
+    ngx_shm_zone_t *shm_zone, ngx_slab_pool_t **shpool);
+
+/* ngx_stream_vmess_stats.c: the per-user counters */
+ngx_int_t ngx_stream_vmess_stats_register(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf);
+ngx_int_t ngx_stream_vmess_stats_outbound(ngx_conf_t *cf, u_char *id,
+    ngx_str_t *uuid, ngx_stream_vmess_stat_t **stat);
+ngx_int_t ngx_stream_vmess_stats_init_zone(ngx_slab_pool_t *shpool,
+    ngx_stream_vmess_stats_sh_t *sh, ngx_uint_t fresh,
+    ngx_stream_vmess_main_conf_t *vmcf);
+const char *ngx_stream_vmess_stats_refused(ngx_stream_vmess_stat_t *st);
+void ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st,
+    ngx_stream_vmess_live_t *live, ngx_connection_t *c);
+void ngx_stream_vmess_stats_add(ngx_stream_vmess_stat_t *st, ngx_uint_t dir,
+    size_t n);
+void ngx_stream_vmess_stats_end(ngx_stream_vmess_stat_t *st,
+    ngx_stream_vmess_live_t *live);
+void ngx_stream_vmess_stats_status(ngx_stream_vmess_srv_conf_t *vscf,
+    ngx_uint_t status);
+uint64_t ngx_stream_vmess_stats_read(ngx_atomic_t *counter,
+    ngx_uint_t reset);
+
+/* ngx_stream_vmess_api_format.c: the HTTP API's answers and POST body */
+
+/* one user's JSON object, but the email (escaped: up to 6x its length) */
+#define NGX_STREAM_VMESS_API_USER_JSON                                      \
+    sizeof("{\"uuid\":\"00000000-0000-0000-0000-000000000000\","           \
+           "\"user\":\"\",\"outbound\":false,"                              \
+           "\"uplink_bytes\":,\"downlink_bytes\":,"                         \
+           "\"sessions_total\":,\"sessions_active\":,\"last_seen\":,"       \
+           "\"enabled\":false,\"quota_bytes\":,\"expire\":},")             \
+    + 7 * NGX_INT64_LEN
+
+/* what a POST sets: -1 leaves a field as it is */
+typedef struct {
+    ngx_int_t                       enabled;
+    ngx_int_t                       kill;
+    int64_t                         quota;
+    int64_t                         expire;
+} ngx_stream_vmess_api_set_t;
+
+/* what one request reads, under the zone's mutex */
+typedef struct {
+    ngx_pool_t                     *pool;       /* of the answer */
+    ngx_stream_vmess_stats_sh_t    *sh;
+    ngx_str_t                       id;         /* one user, or empty */
+    ngx_uint_t                      reset;
+    ngx_uint_t                      found;
+} ngx_stream_vmess_api_read_t;
+
+const char *ngx_stream_vmess_api_parse(u_char *p, u_char *last,
+    ngx_stream_vmess_api_set_t *set);
+ngx_stream_vmess_user_sh_t *ngx_stream_vmess_api_find(
+    ngx_stream_vmess_stats_sh_t *sh, ngx_str_t *id);
+ngx_int_t ngx_stream_vmess_api_users(ngx_stream_vmess_api_read_t *rd,
+    ngx_buf_t **out);
+u_char *ngx_stream_vmess_api_user_json(u_char *p,
+    ngx_stream_vmess_user_sh_t *u, ngx_uint_t reset);
+ngx_int_t ngx_stream_vmess_api_servers(ngx_stream_vmess_api_read_t *rd,
+    ngx_buf_t **out);
+ngx_int_t ngx_stream_vmess_api_metrics(ngx_stream_vmess_api_read_t *rd,
+    ngx_buf_t **out);
+
+/* ngx_stream_vmess_dynamic.c: "vmess_dynamic_port" and its detour
+ * servers */
+char *ngx_stream_vmess_dynamic_port(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_vmess_dynamic_detour(ngx_conf_t *cf,
+    ngx_stream_vmess_srv_conf_t *vscf);
+ngx_int_t ngx_stream_vmess_dynamic_init(ngx_conf_t *cf);
+ngx_int_t ngx_stream_vmess_dynamic_refresh(ngx_log_t *log,
+    ngx_stream_vmess_srv_conf_t *vscf, time_t now);
+ngx_uint_t ngx_stream_vmess_dynamic_expired(ngx_stream_vmess_srv_conf_t *vscf,
+    ngx_uint_t user, time_t now);
+ngx_int_t ngx_stream_vmess_dynamic_command(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, vmess_switch_account_t *cmd);
+
 /* ngx_stream_vmess_variables.c */
 ngx_int_t ngx_stream_vmess_add_variables(ngx_conf_t *cf);
+ngx_str_t *ngx_stream_vmess_status_name(ngx_uint_t status);
 
 /* ngx_stream_vmess_preread.c: the preread and log phases */
 ngx_int_t ngx_stream_vmess_preread_handler(ngx_stream_session_t *s);
@@ -351,8 +546,9 @@ ngx_int_t ngx_stream_vmess_destination(ngx_log_t *log, ngx_pool_t *pool,
     ngx_sockaddr_t *sockaddr, socklen_t socklen, in_port_t port,
     ngx_flag_t allow_private, ngx_str_t *name);
 
-/* ngx_stream_vmess_ws.c, ngx_stream_vmess_ws_frame.c: WebSocket */
-char *ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+/* ngx_stream_vmess_ws.c, ngx_stream_vmess_ws_frame.c: WebSocket and
+ * HTTPUpgrade */
+char *ngx_stream_vmess_transport(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);

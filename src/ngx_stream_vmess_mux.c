@@ -168,6 +168,11 @@ ngx_stream_vmess_mux_output(ngx_stream_vmess_sub_t *sub, u_char *data,
 
     ngx_memcpy(data - hlen, hdr, hlen);
 
+    if (sub->own->ctx->stat) {
+        ngx_stream_vmess_stats_add(sub->own->ctx->stat, NGX_STREAM_VMESS_DOWN,
+                                   len);
+    }
+
     return ngx_stream_vmess_own_send(sub->own, data - hlen, len + hlen, 0);
 }
 
@@ -288,6 +293,10 @@ ngx_stream_vmess_mux_data(ngx_stream_vmess_own_t *own, const u_char *data,
 
     if (sub == NULL) {
         return NGX_OK;
+    }
+
+    if (own->ctx->stat) {
+        ngx_stream_vmess_stats_add(own->ctx->stat, NGX_STREAM_VMESS_UP, len);
     }
 
     b = sub->out;

@@ -28,6 +28,8 @@ static ngx_int_t ngx_stream_vmess_auth(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     int64_t now);
+static ngx_int_t ngx_stream_vmess_expired(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_header(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_bad_header(ngx_stream_session_t *s,
@@ -46,6 +48,8 @@ static ngx_int_t ngx_stream_vmess_resolve(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx);
 static void ngx_stream_vmess_resolve_handler(ngx_resolver_ctx_t *rctx);
 static ngx_int_t ngx_stream_vmess_target(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+static ngx_int_t ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static void ngx_stream_vmess_cleanup(void *data);
 
@@ -105,15 +109,23 @@ ngx_stream_vmess_security_name(ngx_uint_t mask)
 ngx_int_t
 ngx_stream_vmess_log_handler(ngx_stream_session_t *s)
 {
-    size_t                   received;
-    ngx_connection_t        *c;
-    ngx_stream_vmess_ctx_t  *ctx;
+    size_t                        received;
+    ngx_connection_t             *c;
+    ngx_stream_vmess_ctx_t       *ctx;
+    ngx_stream_vmess_srv_conf_t  *vscf;
 
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_vmess_module);
 
-    if (ctx == NULL
-        || (ctx->state != NGX_STREAM_VMESS_AUTH
-            && ctx->state != NGX_STREAM_VMESS_HEADER))
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    vscf = ngx_stream_get_module_srv_conf(s, ngx_stream_vmess_module);
+
+    ngx_stream_vmess_stats_status(vscf, ctx->status);
+
+    if (ctx->state != NGX_STREAM_VMESS_AUTH
+        && ctx->state != NGX_STREAM_VMESS_HEADER)
     {
         return NGX_OK;
     }
@@ -164,7 +176,7 @@ ngx_stream_vmess_preread_handler(ngx_stream_session_t *s)
         return NGX_AGAIN;
     }
 
-    if (vscf->ws) {
+    if (vscf->ws || vscf->httpupgrade) {
         rc = ngx_stream_vmess_ws_preread(s, ctx, vscf);
 
         if (rc != NGX_DECLINED) {
@@ -237,13 +249,36 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     timestamp = 0;
     skew = 0;
 
+    if (vscf->detour
+        && ngx_stream_vmess_dynamic_refresh(c->log, vscf, (time_t) now)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     rc = vmess_users_find_authid(vscf->users, vscf->nusers, c->buffer->pos,
                                  now, &found, &timestamp, &skew);
 
     if (rc == VMESS_OK) {
         ctx->user = found;
-        ctx->has_user = 1;
         ctx->timestamp = timestamp;
+
+        if (vscf->detour) {
+            /* an expired ID is refused before the zone keeps its AuthID */
+            rc = ngx_stream_vmess_expired(s, ctx, vscf);
+
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
+
+        rc = ngx_stream_vmess_auth_refused(s, ctx, vscf);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        ctx->has_user = 1;
 
         vmcf = ngx_stream_get_module_main_conf(s, ngx_stream_vmess_module);
 
@@ -320,6 +355,7 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
 {
     size_t             found;
     int64_t            timestamp;
+    ngx_int_t          rc;
     ngx_connection_t  *c;
 
     c = s->connection;
@@ -344,12 +380,91 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     }
 
     ctx->user = found;
+    ctx->timestamp = timestamp;
+
+    if (vscf->detour) {
+        rc = ngx_stream_vmess_expired(s, ctx, vscf);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    rc = ngx_stream_vmess_auth_refused(s, ctx, vscf);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     ctx->has_user = 1;
     ctx->legacy = 1;
-    ctx->timestamp = timestamp;
     ctx->state = NGX_STREAM_VMESS_HEADER;
 
     return NGX_OK;
+}
+
+
+/* a detour server's user found: NGX_DECLINED when its ID is still valid */
+
+static ngx_int_t
+ngx_stream_vmess_expired(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf)
+{
+    ngx_str_t  reason;
+
+    if (!ngx_stream_vmess_dynamic_expired(vscf, ctx->user, ngx_time())) {
+        return NGX_DECLINED;
+    }
+
+    /* the log names the user whose ID expired */
+    ctx->has_user = 1;
+
+    ngx_str_set(&reason, "expired dynamic port ID");
+
+    return ngx_stream_vmess_refuse(s, ctx, vscf, NGX_STREAM_VMESS_ST_EXPIRED,
+                                   NGX_LOG_INFO, &reason);
+}
+
+
+/*
+ * A user the API disabled, or past the quota or expiry it set, is refused
+ * as an unknown user is (drain or fallback), with its own log line.
+ * NGX_DECLINED: the user may go on.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf)
+{
+    u_char                   *p;
+    size_t                    len;
+    ngx_str_t                 reason;
+    const char               *why;
+    ngx_stream_vmess_stat_t  *st;
+
+    if (vscf->stats == NULL) {
+        return NGX_DECLINED;
+    }
+
+    st = &vscf->stats[ctx->user];
+    why = ngx_stream_vmess_stats_refused(st);
+
+    if (why == NULL) {
+        return NGX_DECLINED;
+    }
+
+    len = sizeof("user \"\" over quota") + st->name->len;
+
+    p = ngx_pnalloc(s->connection->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    reason.data = p;
+    reason.len = ngx_snprintf(p, len, "user \"%V\" %s", st->name, why) - p;
+
+    return ngx_stream_vmess_refuse(s, ctx, vscf, NGX_STREAM_VMESS_ST_UNKNOWN,
+                                   NGX_LOG_INFO, &reason);
 }
 
 
@@ -500,6 +615,12 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     if (rc != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    if (vscf->stats) {
+        /* ended by the cleanup above */
+        ctx->stat = &vscf->stats[ctx->user];
+        ngx_stream_vmess_stats_start(ctx->stat, &ctx->live, c);
     }
 
     c->buffer->pos += consumed;
@@ -796,6 +917,11 @@ ngx_stream_vmess_cleanup(void *data)
     if (ctx->enc_init) {
         vmess_body_free(&ctx->enc);
         ctx->enc_init = 0;
+    }
+
+    if (ctx->stat) {
+        ngx_stream_vmess_stats_end(ctx->stat, &ctx->live);
+        ctx->stat = NULL;
     }
 }
 

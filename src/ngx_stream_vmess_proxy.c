@@ -203,7 +203,7 @@ ngx_stream_vmess_proxy_merge_srv_conf(ngx_conf_t *cf, void *parent,
     ngx_stream_vmess_proxy_srv_conf_t  *prev = parent;
     ngx_stream_vmess_proxy_srv_conf_t  *conf = child;
 
-    u_char                              id[16];
+    u_char                              id[16], *stat_id;
     ngx_pool_cleanup_t                 *cln;
     ngx_stream_compile_complex_value_t  ccv;
 
@@ -270,6 +270,19 @@ ngx_stream_vmess_proxy_merge_srv_conf(ngx_conf_t *cf, void *parent,
 
     cln->handler = ngx_stream_vmess_proxy_user_cleanup;
     cln->data = conf->user;
+
+    stat_id = ngx_pnalloc(cf->pool, 16);
+    if (stat_id == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(stat_id, id, 16);
+
+    if (ngx_stream_vmess_stats_outbound(cf, stat_id, &conf->uuid, &conf->stat)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

@@ -47,6 +47,8 @@ typedef struct {
     u_char                          rhdr[VMESS_RESPONSE_HEADER_MAX];
     size_t                          rhdr_len;
     u_char                          pad[64];
+    ngx_stream_vmess_stat_t        *stat;       /* the outbound user's */
+    ngx_stream_vmess_live_t         live;
 
     unsigned                        failed:1;
     unsigned                        header_sent:1;
@@ -124,6 +126,7 @@ static ngx_int_t
 ngx_stream_vmess_proxy_layer(ngx_stream_session_t *s, ngx_chain_t *in,
     ngx_uint_t from_upstream)
 {
+    ngx_chain_t                   *cl;
     ngx_stream_vmess_proxy_ctx_t  *ctx;
 
     ctx = ngx_stream_vmess_proxy_get_ctx(s);
@@ -136,6 +139,14 @@ ngx_stream_vmess_proxy_layer(ngx_stream_session_t *s, ngx_chain_t *in,
 
     if (ctx == NGX_CONF_ERROR) {
         return NGX_ERROR;
+    }
+
+    if (!from_upstream && ctx->stat) {
+        /* the client's payload, each byte once, as the layer gets it */
+        for (cl = in; cl; cl = cl->next) {
+            ngx_stream_vmess_stats_add(ctx->stat, NGX_STREAM_VMESS_UP,
+                                       cl->buf->last - cl->buf->pos);
+        }
     }
 
     return ngx_stream_vmess_proxy_run(s, ctx, in, from_upstream);
@@ -250,6 +261,12 @@ ngx_stream_vmess_proxy_start(ngx_stream_session_t *s,
                       "vmess: outbound session init failed: %s",
                       vmess_strerror(rc));
         return NGX_ERROR;
+    }
+
+    if (pscf->stat) {
+        /* ended by the cleanup */
+        ctx->stat = pscf->stat;
+        ngx_stream_vmess_stats_start(ctx->stat, &ctx->live, s->connection);
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
@@ -636,6 +653,11 @@ ngx_stream_vmess_proxy_open_into(ngx_stream_session_t *s,
         ib->pos += consumed;
         b->last += produced;
 
+        if (ctx->stat) {
+            ngx_stream_vmess_stats_add(ctx->stat, NGX_STREAM_VMESS_DOWN,
+                                       produced);
+        }
+
         if (ib->pos == ib->last) {
             ngx_stream_vmess_consumed(s, d);
         }
@@ -763,6 +785,10 @@ ngx_stream_vmess_proxy_cleanup(void *data)
 
     vmess_body_free(&ctx->enc);
     vmess_body_free(&ctx->dec);
+
+    if (ctx->stat) {
+        ngx_stream_vmess_stats_end(ctx->stat, &ctx->live);
+    }
 
     OPENSSL_cleanse(&ctx->keys, sizeof(vmess_session_t));
     OPENSSL_cleanse(&ctx->req, sizeof(vmess_request_t));

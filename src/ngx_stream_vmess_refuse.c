@@ -36,7 +36,7 @@ ngx_stream_vmess_refuse(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     /* after a 101 the site cannot take the bytes: drain */
 
-    if (vscf->fallback.len && ctx->ws == NULL) {
+    if (vscf->fallback.len && !ctx->upgraded) {
         ctx->state = NGX_STREAM_VMESS_FALLBACK;
         ctx->target = vscf->fallback;
 

@@ -87,6 +87,10 @@ ngx_stream_vmess_udp_input(ngx_stream_vmess_own_t *own)
     sub = ngx_queue_data(ngx_queue_head(&own->subs), ngx_stream_vmess_sub_t,
                          queue);
 
+    if (own->ctx->stat) {
+        ngx_stream_vmess_stats_add(own->ctx->stat, NGX_STREAM_VMESS_UP, len);
+    }
+
     n = sub->peer.connection->send(sub->peer.connection, p->pos, len);
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
@@ -106,6 +110,11 @@ static ngx_int_t
 ngx_stream_vmess_udp_output(ngx_stream_vmess_sub_t *sub, u_char *data,
     size_t len)
 {
+    if (sub->own->ctx->stat) {
+        ngx_stream_vmess_stats_add(sub->own->ctx->stat, NGX_STREAM_VMESS_DOWN,
+                                   len);
+    }
+
     return ngx_stream_vmess_own_send(sub->own, data, len, 0);
 }
 

@@ -22,8 +22,6 @@ static char *ngx_stream_vmess_unique_users(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf);
 static char *ngx_stream_vmess_drain_size(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf);
-static char *ngx_stream_vmess_legacy_index(ngx_conf_t *cf,
-    ngx_stream_vmess_srv_conf_t *vscf);
 static void ngx_stream_vmess_cleanup_users(void *data);
 
 
@@ -328,7 +326,6 @@ char *
 ngx_stream_vmess_init_users(ngx_conf_t *cf, ngx_stream_vmess_srv_conf_t *vscf)
 {
     ngx_uint_t                     i, n;
-    ngx_pool_cleanup_t            *cln;
     ngx_stream_vmess_user_conf_t  *uc;
 
     if (ngx_stream_vmess_unique_users(cf, vscf) != NGX_CONF_OK) {
@@ -338,18 +335,9 @@ ngx_stream_vmess_init_users(ngx_conf_t *cf, ngx_stream_vmess_srv_conf_t *vscf)
     uc = vscf->user_confs->elts;
     n = vscf->user_confs->nelts;
 
-    vscf->users = ngx_pcalloc(cf->pool, n * sizeof(vmess_user_t));
-    if (vscf->users == NULL) {
+    if (ngx_stream_vmess_users_alloc(cf, vscf, n) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_stream_vmess_cleanup_users;
-    cln->data = vscf;
 
     for (i = 0; i < n; i++) {
         if (vmess_user_init(&vscf->users[i], uc[i].id,
@@ -373,6 +361,31 @@ ngx_stream_vmess_init_users(ngx_conf_t *cf, ngx_stream_vmess_srv_conf_t *vscf)
     }
 
     return ngx_stream_vmess_legacy_index(cf, vscf);
+}
+
+
+/* n zeroed users for vscf, each freed with the configuration's pool */
+
+char *
+ngx_stream_vmess_users_alloc(ngx_conf_t *cf, ngx_stream_vmess_srv_conf_t *vscf,
+    ngx_uint_t n)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    vscf->users = ngx_pcalloc(cf->pool, n * sizeof(vmess_user_t));
+    if (vscf->users == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_stream_vmess_cleanup_users;
+    cln->data = vscf;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -451,7 +464,9 @@ ngx_stream_vmess_drain_size(ngx_conf_t *cf, ngx_stream_vmess_srv_conf_t *vscf)
 }
 
 
-static char *
+/* the legacy index of vscf's users, refreshed at first use */
+
+char *
 ngx_stream_vmess_legacy_index(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf)
 {

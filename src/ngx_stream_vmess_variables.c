@@ -15,6 +15,7 @@
 #define NGX_STREAM_VMESS_VAR_SECURITY   6
 #define NGX_STREAM_VMESS_VAR_HEADER     7
 #define NGX_STREAM_VMESS_VAR_STATUS     8
+#define NGX_STREAM_VMESS_VAR_DYNAMIC    9
 
 
 static ngx_int_t ngx_stream_vmess_variable(ngx_stream_session_t *s,
@@ -30,7 +31,8 @@ static ngx_str_t  ngx_stream_vmess_variable_names[] = {
     ngx_string("vmess_command"),
     ngx_string("vmess_security"),
     ngx_string("vmess_header"),
-    ngx_string("vmess_status")
+    ngx_string("vmess_status"),
+    ngx_string("vmess_dynamic_port")
 };
 
 
@@ -46,7 +48,8 @@ static ngx_str_t  ngx_stream_vmess_status_names[] = {
     ngx_string("replay"),
     ngx_string("clock_skew"),
     ngx_string("bad_header"),
-    ngx_string("denied")
+    ngx_string("denied"),
+    ngx_string("expired")
 };
 
 
@@ -137,6 +140,21 @@ ngx_stream_vmess_variable(ngx_stream_session_t *s,
 
         break;
 
+    case NGX_STREAM_VMESS_VAR_DYNAMIC:
+
+        if (ctx->dynamic_port == 0) {
+            break;
+        }
+
+        v->data = ngx_pnalloc(s->connection->pool, sizeof("65535") - 1);
+        if (v->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->len = ngx_sprintf(v->data, "%d", (int) ctx->dynamic_port)
+                 - v->data;
+        goto found;
+
     default: /* NGX_STREAM_VMESS_VAR_STATUS */
         value = &ngx_stream_vmess_status_names[ctx->status];
         break;
@@ -188,4 +206,19 @@ ngx_stream_vmess_add_variables(ngx_conf_t *cf)
     var->get_handler = ngx_stream_vmess_mux_sessions_variable;
 
     return NGX_OK;
+}
+
+
+/* a $vmess_status value by its number, "none" for no status */
+
+ngx_str_t *
+ngx_stream_vmess_status_name(ngx_uint_t status)
+{
+    static ngx_str_t  none = ngx_string("none");
+
+    if (status == NGX_STREAM_VMESS_ST_NONE || status >= NGX_STREAM_VMESS_ST_N) {
+        return &none;
+    }
+
+    return &ngx_stream_vmess_status_names[status];
 }

@@ -1,14 +1,16 @@
 /*
- * ngx_stream_vmess_module: the WebSocket transport ("vmess_websocket"),
- * its handshake.
+ * ngx_stream_vmess_module: the HTTP upgrade transports, "vmess_websocket"
+ * and "vmess_httpupgrade", their handshake.
  *
- * Preread: the HTTP/1.1 upgrade request is checked in c->buffer; a GET on
- * the configured path with a valid handshake gets "101 Switching
- * Protocols" (written here with c->send), anything else goes to
- * vmess_fallback with the bytes untouched.  After the 101 the frames are
- * unframed in place (ngx_stream_vmess_ws_frame.c), so that
+ * Preread: bytes that begin "GET <path>" for one of the server's paths
+ * are read as an HTTP/1.1 upgrade request in c->buffer; a valid handshake
+ * gets "101 Switching Protocols" (written here with c->send), a bad one
+ * goes to vmess_fallback with the bytes untouched.  Any other bytes are
+ * raw VMess (an AuthID is no request line).  After a WebSocket 101 the
+ * frames are unframed in place (ngx_stream_vmess_ws_frame.c), so that
  * c->buffer->pos..last holds plain VMess bytes (early data first) for the
- * header parse and for the proxy's preread copy.
+ * header parse and for the proxy's preread copy; after an HTTPUpgrade 101
+ * the VMess bytes follow the request as they are.
  */
 
 #include <ngx_sha1.h>
@@ -20,28 +22,54 @@
 #define NGX_STREAM_VMESS_WS_FRAME_MAX   (1024 * 1024)
 
 
+/* the headers a handshake needs, ngx_stream_vmess_ws_request_t.seen */
+#define NGX_STREAM_VMESS_WS_UPGRADE     0x01
+#define NGX_STREAM_VMESS_WS_CONNECTION  0x02
+#define NGX_STREAM_VMESS_WS_KEY         0x04
+#define NGX_STREAM_VMESS_WS_VERSION     0x08
+#define NGX_STREAM_VMESS_WS_HOST        0x10
+
+#define NGX_STREAM_VMESS_HU_NEEDS                                          \
+    (NGX_STREAM_VMESS_WS_UPGRADE|NGX_STREAM_VMESS_WS_CONNECTION             \
+     |NGX_STREAM_VMESS_WS_HOST)
+#define NGX_STREAM_VMESS_WS_NEEDS                                          \
+    (NGX_STREAM_VMESS_HU_NEEDS|NGX_STREAM_VMESS_WS_KEY                      \
+     |NGX_STREAM_VMESS_WS_VERSION)
+
+
 typedef struct {
+    ngx_stream_vmess_ws_conf_t     *conf;       /* whose path it asks for */
     ngx_str_t                       key;
     ngx_str_t                       protocol;
     ngx_str_t                       real_ip;
     size_t                          header_len;
+    ngx_uint_t                      seen;
 } ngx_stream_vmess_ws_request_t;
 
+static ngx_int_t ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    u_char **raw);
+static ngx_int_t ngx_stream_vmess_ws_path(ngx_buf_t *b,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_stream_vmess_ws_conf_t **conf);
+static ngx_int_t ngx_stream_vmess_ws_path_match(ngx_buf_t *b,
+    ngx_str_t *path);
 static ngx_int_t ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
-    ngx_stream_vmess_ws_conf_t *wscf, ngx_stream_vmess_ws_request_t *r,
+    ngx_stream_vmess_ws_request_t *r, const char **reason);
+static ngx_int_t ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_request_t *r,
+    u_char *name, size_t nlen, u_char *value, size_t vlen,
     const char **reason);
-static ngx_int_t ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_conf_t *wscf,
-    ngx_stream_vmess_ws_request_t *r, u_char *name, size_t nlen,
-    u_char *value, size_t vlen, ngx_uint_t *seen, const char **reason);
 static ngx_uint_t ngx_stream_vmess_ws_token(u_char *p, size_t len,
     const char *token);
 static ngx_int_t ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_ws_request_t *r);
+static ngx_int_t ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
+    ngx_stream_vmess_ws_request_t *r);
 static ngx_int_t ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s,
-    ngx_str_t *value);
+    ngx_stream_vmess_ws_request_t *r);
 static ngx_int_t ngx_stream_vmess_ws_fallback(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
-    const char *reason);
+    ngx_stream_vmess_ws_conf_t *conf, const char *reason);
+static const char *ngx_stream_vmess_ws_name(ngx_stream_vmess_ws_conf_t *conf);
 
 
 static u_char  ngx_stream_vmess_ws_guid[] =
@@ -49,20 +77,18 @@ static u_char  ngx_stream_vmess_ws_guid[] =
 
 
 /*
- * Returns NGX_DECLINED when the VMess preread goes on with unframed bytes
- * in c->buffer, else what the preread handler returns.
+ * Returns NGX_DECLINED when the VMess preread goes on with VMess bytes at
+ * c->buffer->pos, else what the preread handler returns.
  */
 
 ngx_int_t
 ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf)
 {
-    u_char                         *p, *raw;
-    ngx_int_t                       rc;
-    const char                     *reason;
-    ngx_connection_t               *c;
-    ngx_stream_vmess_ws_t          *ws;
-    ngx_stream_vmess_ws_request_t   r;
+    u_char                 *raw;
+    ngx_int_t               rc;
+    ngx_connection_t       *c;
+    ngx_stream_vmess_ws_t  *ws;
 
     c = s->connection;
 
@@ -75,54 +101,21 @@ ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
     ws = ctx->ws;
 
     if (ws == NULL) {
-        ngx_memzero(&r, sizeof(ngx_stream_vmess_ws_request_t));
-        reason = NULL;
 
-        rc = ngx_stream_vmess_ws_request(s, vscf->ws, &r, &reason);
-
-        if (rc == NGX_AGAIN) {
-            return NGX_AGAIN;
+        if (ctx->upgraded || ctx->state != NGX_STREAM_VMESS_AUTH) {
+            /* after an HTTPUpgrade 101, or raw VMess past its AuthID */
+            return NGX_DECLINED;
         }
 
-        if (rc != NGX_OK) {
-            return ngx_stream_vmess_ws_fallback(s, ctx, vscf, reason);
-        }
+        raw = NULL;
 
-        if (r.real_ip.len && ngx_stream_vmess_ws_real_ip(s, &r.real_ip)
-                             != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        rc = ngx_stream_vmess_ws_handshake(s, ctx, vscf, &raw);
 
-        rc = ngx_stream_vmess_ws_accept(s, ctx, &r);
-
-        if (rc != NGX_OK) {
+        if (rc != NGX_DECLINED || ctx->ws == NULL) {
             return rc;
         }
 
         ws = ctx->ws;
-        ws->max_frame = vscf->ws->max_frame;
-        raw = c->buffer->pos + r.header_len;
-
-        /* early data first, then the payload of the frames that follow */
-
-        p = c->buffer->pos;
-
-        if (r.protocol.len) {
-            if (ngx_decode_base64url(&ws->early, &r.protocol) != NGX_OK) {
-                ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                              "vmess websocket: bad early data");
-                return NGX_STREAM_BAD_REQUEST;
-            }
-
-            p = ngx_cpymem(p, ws->early.data, ws->early.len);
-        }
-
-        ws->w = p;
-
-        ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
-                       "vmess websocket: handshake %uz bytes, early %uz",
-                       r.header_len, ws->early.len);
 
     } else {
         raw = ws->w;
@@ -148,41 +141,175 @@ ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
 }
 
 
+/*
+ * NGX_DECLINED: VMess bytes follow, raw or after an HTTPUpgrade 101; or,
+ * with ctx->ws set, WebSocket frames from *raw on.  Else what the preread
+ * handler returns.
+ */
+
 static ngx_int_t
-ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
-    ngx_stream_vmess_ws_conf_t *wscf, ngx_stream_vmess_ws_request_t *r,
-    const char **reason)
+ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    u_char **raw)
 {
-    u_char      *p, *last, *end, *line, *colon, *v, *ve;
-    size_t       n, limit;
-    ngx_uint_t   seen;
-    ngx_buf_t   *b;
+    u_char                         *p;
+    ngx_int_t                       rc;
+    const char                     *reason;
+    ngx_connection_t               *c;
+    ngx_stream_vmess_ws_t          *ws;
+    ngx_stream_vmess_ws_request_t   r;
 
-    b = s->connection->buffer;
-    p = b->pos;
-    last = b->last;
+    c = s->connection;
 
-    /* "GET /path " or "GET /path?": decide on the request line's start */
+    ngx_memzero(&r, sizeof(ngx_stream_vmess_ws_request_t));
 
-    n = ngx_min((size_t) (last - p), 4 + wscf->path.len);
+    rc = ngx_stream_vmess_ws_path(c->buffer, vscf, &r.conf);
 
-    if (ngx_strncmp(p, "GET ", ngx_min(n, 4)) != 0
-        || (n > 4 && ngx_strncmp(p + 4, wscf->path.data, n - 4) != 0))
-    {
-        *reason = "not a request for the websocket path";
-        return NGX_DECLINED;
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    if ((size_t) (last - p) <= 4 + wscf->path.len) {
+    reason = NULL;
+
+    rc = ngx_stream_vmess_ws_request(s, &r, &reason);
+
+    if (rc == NGX_AGAIN) {
         return NGX_AGAIN;
     }
 
-    p += 4 + wscf->path.len;
+    if (rc != NGX_OK) {
+        return ngx_stream_vmess_ws_fallback(s, ctx, vscf, r.conf, reason);
+    }
 
-    if (*p != ' ' && *p != '?') {
-        *reason = "not a request for the websocket path";
+    if (r.real_ip.len && ngx_stream_vmess_ws_real_ip(s, &r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_stream_vmess_ws_accept(s, ctx, &r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (r.conf->raw) {
+        c->buffer->pos += r.header_len;
         return NGX_DECLINED;
     }
+
+    ws = ctx->ws;
+    ws->max_frame = r.conf->max_frame;
+    *raw = c->buffer->pos + r.header_len;
+
+    /* early data first, then the payload of the frames that follow */
+
+    p = c->buffer->pos;
+
+    if (r.protocol.len) {
+        if (ngx_decode_base64url(&ws->early, &r.protocol) != NGX_OK) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "vmess websocket: bad early data");
+            return NGX_STREAM_BAD_REQUEST;
+        }
+
+        p = ngx_cpymem(p, ws->early.data, ws->early.len);
+    }
+
+    ws->w = p;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                   "vmess websocket: handshake %uz bytes, early %uz",
+                   r.header_len, ws->early.len);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Which transport the request line asks for: NGX_OK with *conf set,
+ * NGX_AGAIN while the bytes could still become one, NGX_DECLINED when
+ * they ask for neither path.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_ws_path(ngx_buf_t *b, ngx_stream_vmess_srv_conf_t *vscf,
+    ngx_stream_vmess_ws_conf_t **conf)
+{
+    ngx_int_t                    rc, found;
+    ngx_uint_t                   i;
+    ngx_stream_vmess_ws_conf_t  *transports[2];
+
+    transports[0] = vscf->ws;
+    transports[1] = vscf->httpupgrade;
+
+    found = NGX_DECLINED;
+
+    for (i = 0; i < 2; i++) {
+
+        if (transports[i] == NULL) {
+            continue;
+        }
+
+        rc = ngx_stream_vmess_ws_path_match(b, &transports[i]->path);
+
+        if (rc == NGX_OK) {
+            *conf = transports[i];
+            return NGX_OK;
+        }
+
+        if (rc == NGX_AGAIN) {
+            found = NGX_AGAIN;
+        }
+    }
+
+    return found;
+}
+
+
+/* "GET /path " or "GET /path?" at b->pos */
+
+static ngx_int_t
+ngx_stream_vmess_ws_path_match(ngx_buf_t *b, ngx_str_t *path)
+{
+    u_char  *p;
+    size_t   len, n;
+
+    p = b->pos;
+    len = b->last - p;
+
+    n = ngx_min(len, 4);
+
+    if (ngx_strncmp(p, "GET ", n) != 0) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_strncmp(p + n, path->data, ngx_min(len - n, path->len)) != 0) {
+        return NGX_DECLINED;
+    }
+
+    if (len <= 4 + path->len) {
+        return NGX_AGAIN;
+    }
+
+    p += 4 + path->len;
+
+    return (*p == ' ' || *p == '?') ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* the request after "GET /path", up to the empty line */
+
+static ngx_int_t
+ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
+    ngx_stream_vmess_ws_request_t *r, const char **reason)
+{
+    u_char      *p, *last, *end, *line, *colon, *v, *ve;
+    size_t       limit;
+    ngx_uint_t   needs;
+    ngx_buf_t   *b;
+
+    b = s->connection->buffer;
+    p = b->pos + 4 + r->conf->path.len;
+    last = b->last;
 
     limit = ngx_min((size_t) (b->end - b->pos),
                     NGX_STREAM_VMESS_WS_HEADER_MAX);
@@ -214,7 +341,10 @@ ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
-    seen = 0;
+    if (r->conf->host.len == 0) {
+        r->seen |= NGX_STREAM_VMESS_WS_HOST;
+    }
+
     p = line + 1;
 
     while (p < end - 2) {
@@ -243,8 +373,7 @@ ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
             ve--;
         }
 
-        if (ngx_stream_vmess_ws_header(wscf, r, p, colon - p, v, ve - v,
-                                       &seen, reason)
+        if (ngx_stream_vmess_ws_header(r, p, colon - p, v, ve - v, reason)
             != NGX_OK)
         {
             return NGX_DECLINED;
@@ -253,9 +382,18 @@ ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
         p = line + 1;
     }
 
-    if (seen != 0x1f) {
-        *reason = (seen & 0x01) ? "incomplete websocket handshake"
-                                : "no websocket upgrade";
+    needs = r->conf->raw ? NGX_STREAM_VMESS_HU_NEEDS
+                         : NGX_STREAM_VMESS_WS_NEEDS;
+
+    if ((r->seen & needs) != needs) {
+        if (!(r->seen & NGX_STREAM_VMESS_WS_UPGRADE)) {
+            *reason = "no websocket upgrade";
+
+        } else {
+            *reason = r->conf->raw ? "incomplete handshake"
+                                   : "incomplete websocket handshake";
+        }
+
         return NGX_DECLINED;
     }
 
@@ -263,23 +401,26 @@ ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
 }
 
 
-/* seen: 1 upgrade, 2 connection, 4 key, 8 version, 0x10 host */
+/*
+ * HTTPUpgrade clients (Xray, sing-box, v2fly 5) send the WebSocket
+ * Upgrade and Connection headers; Xray also a key, whose accept value
+ * goes back as Xray's own server does.  Their early data is only sent
+ * before the 101, as raw bytes behind the request.
+ */
 
 static ngx_int_t
-ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_conf_t *wscf,
-    ngx_stream_vmess_ws_request_t *r, u_char *name, size_t nlen,
-    u_char *value, size_t vlen, ngx_uint_t *seen, const char **reason)
+ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_request_t *r, u_char *name,
+    size_t nlen, u_char *value, size_t vlen, const char **reason)
 {
-    u_char     key[24], *colon;
-    size_t     hlen;
-    ngx_str_t  src, dst;
+    u_char                      *colon, key[24];
+    size_t                       hlen;
+    ngx_str_t                    src, dst;
+    ngx_stream_vmess_ws_conf_t  *wscf;
 
 #define ngx_ws_is(s)                                                         \
     (nlen == sizeof(s) - 1 && ngx_strncasecmp(name, (u_char *) s, nlen) == 0)
 
-    if (wscf->host.len == 0) {
-        *seen |= 0x10;
-    }
+    wscf = r->conf;
 
     if (ngx_ws_is("Upgrade")) {
         if (vlen != 9 || ngx_strncasecmp(value, (u_char *) "websocket", 9)
@@ -289,11 +430,11 @@ ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_conf_t *wscf,
             return NGX_DECLINED;
         }
 
-        *seen |= 0x01;
+        r->seen |= NGX_STREAM_VMESS_WS_UPGRADE;
 
     } else if (ngx_ws_is("Connection")) {
         if (ngx_stream_vmess_ws_token(value, vlen, "upgrade")) {
-            *seen |= 0x02;
+            r->seen |= NGX_STREAM_VMESS_WS_CONNECTION;
         }
 
     } else if (ngx_ws_is("Sec-WebSocket-Key")) {
@@ -301,25 +442,26 @@ ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_conf_t *wscf,
         src.len = vlen;
         dst.data = key;
 
-        if (vlen != 24 || ngx_decode_base64(&dst, &src) != NGX_OK
-            || dst.len != 16)
+        if (!wscf->raw
+            && (vlen != 24 || ngx_decode_base64(&dst, &src) != NGX_OK
+                || dst.len != 16))
         {
             *reason = "bad Sec-WebSocket-Key";
             return NGX_DECLINED;
         }
 
         r->key = src;
-        *seen |= 0x04;
+        r->seen |= NGX_STREAM_VMESS_WS_KEY;
 
-    } else if (ngx_ws_is("Sec-WebSocket-Version")) {
+    } else if (ngx_ws_is("Sec-WebSocket-Version") && !wscf->raw) {
         if (vlen != 2 || value[0] != '1' || value[1] != '3') {
             *reason = "unsupported Sec-WebSocket-Version";
             return NGX_DECLINED;
         }
 
-        *seen |= 0x08;
+        r->seen |= NGX_STREAM_VMESS_WS_VERSION;
 
-    } else if (ngx_ws_is("Sec-WebSocket-Protocol")) {
+    } else if (ngx_ws_is("Sec-WebSocket-Protocol") && !wscf->raw) {
         r->protocol.data = value;
         r->protocol.len = vlen;
 
@@ -341,7 +483,7 @@ ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_conf_t *wscf,
             return NGX_DECLINED;
         }
 
-        *seen |= 0x10;
+        r->seen |= NGX_STREAM_VMESS_WS_HOST;
 
     } else if (wscf->real_ip_header.len
                && nlen == wscf->real_ip_header.len
@@ -393,43 +535,59 @@ ngx_stream_vmess_ws_token(u_char *p, size_t len, const char *token)
 }
 
 
+/* a WebSocket's state made first, so that nothing fails after the 101 */
+
 static ngx_int_t
 ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_ws_request_t *r)
 {
-    u_char                 *p, *out, hash[20], accept[28];
-    ssize_t                 n;
-    ngx_str_t               src, dst;
-    ngx_sha1_t              sha1;
+    ngx_int_t               rc;
     ngx_connection_t       *c;
     ngx_stream_vmess_ws_t  *ws;
 
     c = s->connection;
+    ws = NULL;
 
-    ws = ngx_pcalloc(c->pool, sizeof(ngx_stream_vmess_ws_t));
-    if (ws == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (r->protocol.len) {
-        ws->early.data = ngx_pnalloc(c->pool,
-                                     ngx_base64_decoded_length(
-                                         r->protocol.len));
-        if (ws->early.data == NULL) {
+    if (!r->conf->raw) {
+        ws = ngx_pcalloc(c->pool, sizeof(ngx_stream_vmess_ws_t));
+        if (ws == NULL) {
             return NGX_ERROR;
+        }
+
+        if (r->protocol.len) {
+            ws->early.data = ngx_pnalloc(c->pool,
+                                         ngx_base64_decoded_length(
+                                             r->protocol.len));
+            if (ws->early.data == NULL) {
+                return NGX_ERROR;
+            }
         }
     }
 
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, r->key.data, r->key.len);
-    ngx_sha1_update(&sha1, ngx_stream_vmess_ws_guid,
-                    sizeof(ngx_stream_vmess_ws_guid) - 1);
-    ngx_sha1_final(hash, &sha1);
+    rc = ngx_stream_vmess_ws_respond(s, r);
 
-    src.data = hash;
-    src.len = 20;
-    dst.data = accept;
-    ngx_encode_base64(&dst, &src);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->ws = ws;
+    ctx->upgraded = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
+    ngx_stream_vmess_ws_request_t *r)
+{
+    u_char            *p, *out, hash[20], accept[28];
+    ssize_t            n;
+    ngx_str_t          src, dst;
+    ngx_sha1_t         sha1;
+    ngx_connection_t  *c;
+
+    c = s->connection;
 
     out = ngx_pnalloc(c->pool, 256 + r->protocol.len);
     if (out == NULL) {
@@ -438,14 +596,28 @@ ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
 
     p = ngx_cpymem(out, "HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\n"
-                   "Connection: Upgrade\r\n"
-                   "Sec-WebSocket-Accept: ",
+                   "Connection: Upgrade\r\n",
                    sizeof("HTTP/1.1 101 Switching Protocols\r\n"
                           "Upgrade: websocket\r\n"
-                          "Connection: Upgrade\r\n"
-                          "Sec-WebSocket-Accept: ") - 1);
-    p = ngx_cpymem(p, dst.data, dst.len);
-    *p++ = CR; *p++ = LF;
+                          "Connection: Upgrade\r\n") - 1);
+
+    if (r->key.len) {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, r->key.data, r->key.len);
+        ngx_sha1_update(&sha1, ngx_stream_vmess_ws_guid,
+                        sizeof(ngx_stream_vmess_ws_guid) - 1);
+        ngx_sha1_final(hash, &sha1);
+
+        src.data = hash;
+        src.len = 20;
+        dst.data = accept;
+        ngx_encode_base64(&dst, &src);
+
+        p = ngx_cpymem(p, "Sec-WebSocket-Accept: ",
+                       sizeof("Sec-WebSocket-Accept: ") - 1);
+        p = ngx_cpymem(p, dst.data, dst.len);
+        *p++ = CR; *p++ = LF;
+    }
 
     if (r->protocol.len) {
         p = ngx_cpymem(p, "Sec-WebSocket-Protocol: ",
@@ -462,11 +634,10 @@ ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
 
     if (n != p - out) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "vmess websocket: 101 response not sent");
+                      "vmess %s: 101 response not sent",
+                      ngx_stream_vmess_ws_name(r->conf));
         return NGX_STREAM_OK;
     }
-
-    ctx->ws = ws;
 
     return NGX_OK;
 }
@@ -479,13 +650,16 @@ ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
  */
 
 static ngx_int_t
-ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s, ngx_str_t *value)
+ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s,
+    ngx_stream_vmess_ws_request_t *r)
 {
     u_char            *p;
+    ngx_str_t         *value;
     ngx_addr_t         addr;
     ngx_connection_t  *c;
 
     c = s->connection;
+    value = &r->real_ip;
 
     if (c->sockaddr->sa_family != AF_UNIX) {
         return NGX_OK;
@@ -493,7 +667,8 @@ ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s, ngx_str_t *value)
 
     if (ngx_parse_addr(c->pool, &addr, value->data, value->len) != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "vmess websocket: bad real ip \"%V\"", value);
+                      "vmess %s: bad real ip \"%V\"",
+                      ngx_stream_vmess_ws_name(r->conf), value);
         return NGX_OK;
     }
 
@@ -516,7 +691,7 @@ ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s, ngx_str_t *value)
 static ngx_int_t
 ngx_stream_vmess_ws_fallback(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
-    const char *reason)
+    ngx_stream_vmess_ws_conf_t *conf, const char *reason)
 {
     ngx_connection_t  *c;
 
@@ -525,15 +700,14 @@ ngx_stream_vmess_ws_fallback(ngx_stream_session_t *s,
     ctx->status = NGX_STREAM_VMESS_ST_FALLBACK;
 
     if (vscf->fallback.len == 0) {
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "vmess websocket: %s, closing", reason);
+        ngx_log_error(NGX_LOG_INFO, c->log, 0, "vmess %s: %s, closing",
+                      ngx_stream_vmess_ws_name(conf), reason);
         ctx->state = NGX_STREAM_VMESS_REFUSED;
         return NGX_STREAM_OK;
     }
 
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "vmess websocket: %s, fallback to %V",
-                  reason, &vscf->fallback);
+    ngx_log_error(NGX_LOG_INFO, c->log, 0, "vmess %s: %s, fallback to %V",
+                  ngx_stream_vmess_ws_name(conf), reason, &vscf->fallback);
 
     ctx->state = NGX_STREAM_VMESS_FALLBACK;
     ctx->target = vscf->fallback;
@@ -542,20 +716,38 @@ ngx_stream_vmess_ws_fallback(ngx_stream_session_t *s,
 }
 
 
+/* the transport's name in log lines */
+
+static const char *
+ngx_stream_vmess_ws_name(ngx_stream_vmess_ws_conf_t *conf)
+{
+    return conf->raw ? "httpupgrade" : "websocket";
+}
+
+
+/*
+ * "vmess_websocket" and "vmess_httpupgrade": cmd->offset is the srv conf
+ * field of the one being set.
+ */
+
 char *
-ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_stream_vmess_transport(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_vmess_srv_conf_t *vscf = conf;
 
     ssize_t                      size;
     ngx_str_t                   *value, s;
-    ngx_uint_t                   i;
-    ngx_stream_vmess_ws_conf_t  *wscf;
+    ngx_uint_t                   i, raw;
+    ngx_stream_vmess_ws_conf_t  *wscf, **field, *other;
 
-    if (vscf->ws) {
+    field = (ngx_stream_vmess_ws_conf_t **) ((char *) conf + cmd->offset);
+
+    if (*field) {
         return "is duplicate";
     }
 
+    raw = (field == &vscf->httpupgrade);
+    other = raw ? vscf->ws : vscf->httpupgrade;
     value = cf->args->elts;
 
     if (value[1].len == 0 || value[1].data[0] != '/'
@@ -563,7 +755,20 @@ ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         || ngx_strlchr(value[1].data, value[1].data + value[1].len, '?'))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid websocket path \"%V\"", &value[1]);
+                           "invalid %s path \"%V\"",
+                           raw ? "httpupgrade" : "websocket", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* both send the same request: only the path tells them apart */
+
+    if (other && other->path.len == value[1].len
+        && ngx_strncmp(other->path.data, value[1].data, value[1].len) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vmess_websocket\" and \"vmess_httpupgrade\" "
+                           "need different paths, \"%V\" is both",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -574,6 +779,9 @@ ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     wscf->path = value[1];
     wscf->max_frame = NGX_STREAM_VMESS_WS_FRAME_MAX;
+    wscf->file = cf->conf_file->file.name;
+    wscf->line = cf->conf_file->line;
+    wscf->raw = raw;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -585,7 +793,7 @@ ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "max_frame=", 10) == 0) {
+        if (!raw && ngx_strncmp(value[i].data, "max_frame=", 10) == 0) {
             s.data = value[i].data + 10;
             s.len = value[i].len - 10;
 
@@ -614,7 +822,7 @@ ngx_stream_vmess_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    vscf->ws = wscf;
+    *field = wscf;
 
     return NGX_CONF_OK;
 }

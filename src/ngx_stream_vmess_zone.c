@@ -5,7 +5,8 @@
  * by the first bytes of the AuthID and a queue ordered by expiry time,
  * under the slab pool mutex.  An AuthID is remembered until its own
  * timestamp + 120 s (the end of the window in which it is accepted) plus
- * a little slack.
+ * a little slack.  The per-user counters (ngx_stream_vmess_stats.c) live
+ * in the same zone.
  */
 
 #include "ngx_stream_vmess_module.h"
@@ -26,12 +27,14 @@ typedef struct {
     ngx_rbtree_t                    rbtree;
     ngx_rbtree_node_t               sentinel;
     ngx_queue_t                     expire;     /* head: latest expiry */
+    ngx_stream_vmess_stats_sh_t     stats;
 } ngx_stream_vmess_zone_sh_t;
 
 
 typedef struct {
     ngx_stream_vmess_zone_sh_t     *sh;
     ngx_slab_pool_t                *shpool;
+    ngx_stream_vmess_main_conf_t   *vmcf;
 } ngx_stream_vmess_zone_ctx_t;
 
 
@@ -221,7 +224,8 @@ ngx_stream_vmess_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         ctx->sh = octx->sh;
         ctx->shpool = octx->shpool;
 
-        return NGX_OK;
+        return ngx_stream_vmess_stats_init_zone(ctx->shpool, &ctx->sh->stats,
+                                                0, ctx->vmcf);
     }
 
     ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
@@ -229,7 +233,8 @@ ngx_stream_vmess_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     if (shm_zone->shm.exists) {
         ctx->sh = ctx->shpool->data;
 
-        return NGX_OK;
+        return ngx_stream_vmess_stats_init_zone(ctx->shpool, &ctx->sh->stats,
+                                                0, ctx->vmcf);
     }
 
     ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_stream_vmess_zone_sh_t));
@@ -257,7 +262,28 @@ ngx_stream_vmess_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone is reported once per refused session by the module */
     ctx->shpool->log_nomem = 0;
 
-    return NGX_OK;
+    return ngx_stream_vmess_stats_init_zone(ctx->shpool, &ctx->sh->stats, 1,
+                                            ctx->vmcf);
+}
+
+
+/* the counters of a zone, for the HTTP API; NULL before it is set up */
+
+ngx_stream_vmess_stats_sh_t *
+ngx_stream_vmess_zone_stats(ngx_shm_zone_t *shm_zone,
+    ngx_slab_pool_t **shpool)
+{
+    ngx_stream_vmess_zone_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (ctx == NULL || ctx->sh == NULL) {
+        return NULL;
+    }
+
+    *shpool = ctx->shpool;
+
+    return &ctx->sh->stats;
 }
 
 
@@ -323,6 +349,8 @@ ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "duplicate zone \"%V\"", &name);
         return NGX_CONF_ERROR;
     }
+
+    ctx->vmcf = vmcf;
 
     shm_zone->init = ngx_stream_vmess_init_zone;
     shm_zone->data = ctx;

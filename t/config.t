@@ -54,7 +54,10 @@ $t->write_conf(conf(extra => "        vmess_security aes-128-gcm none;\n"
                     . "        vmess_fallback 127.0.0.1:8080;\n"
                     . "        vmess_legacy on;\n"
                     . "        vmess_strict_nonce on;\n"
-                    . "        vmess_allow_private off;\n"), 'good.conf');
+                    . "        vmess_allow_private off;\n"
+                    . "        vmess_websocket /ray max_frame=64k;\n"
+                    . "        vmess_httpupgrade /up host=a.test;\n"),
+               'good.conf');
 my ($rc, $out) = $t->test_conf('good.conf');
 is($rc, 0, 'a valid configuration passes nginx -t') or diag($out);
 
@@ -71,6 +74,26 @@ refused('bad_alter_id',
         qr/alter_id=70000/, 'invalid parameter "alter_id=70000"');
 refused('no_zone', conf(zone => ''), qr/vmess on;/,
         '"vmess_zone" is not defined for "vmess"');
+refused('upgrade_same_path',
+        conf(extra => "        vmess_websocket /ray;\n"
+                      . "        vmess_httpupgrade /ray;\n"),
+        qr/vmess_httpupgrade/,
+        '"vmess_websocket" and "vmess_httpupgrade" need different paths,'
+        . ' "/ray" is both');
+refused('upgrade_max_frame',
+        conf(extra => "        vmess_httpupgrade /up max_frame=64k;\n"),
+        qr/vmess_httpupgrade/, 'invalid parameter "max_frame=64k"');
+refused('upgrade_bad_path',
+        conf(extra => "        vmess_httpupgrade up;\n"),
+        qr/vmess_httpupgrade/, 'invalid httpupgrade path "up"');
+my $off = conf(extra => "        vmess_httpupgrade /up;\n")
+    =~ s/vmess on;/vmess off;/r;
+refused('upgrade_no_vmess', $off, qr/vmess_httpupgrade \/up/,
+        '"vmess_httpupgrade" needs "vmess on"');
+refused('upgrade_twice',
+        conf(extra => "        vmess_httpupgrade /a;\n"
+                      . "        vmess_httpupgrade /b;\n"),
+        qr/vmess_httpupgrade \/b/, '"vmess_httpupgrade" directive is duplicate');
 
 write_file($t->dir() . '/users', "# users\n" . random_uuid() . " carol\n"
                                  . "\nnot-a-uuid dave\n");

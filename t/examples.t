@@ -27,6 +27,8 @@ for my $path (@examples) {
     $conf =~ s/^load_module .*ngx_stream_vmess_module\.so;\n/$globals/m;
     $conf =~ s/^(\s*listen\s+)(?:[\d.]+:)?(\d+)/$1 . '127.0.0.1:'
         . $t->port("$name-$2")/gme;
+    $conf =~ s/^(\s*vmess_dynamic_port)((?:\s+\d+)+)/$1 . join('',
+        map { ' ' . $t->port("$name-$_") } split ' ', $2)/gme;
     $conf =~ s{/var/log/nginx/}{$dir/}g;
     $conf =~ s{/run/nginx-vmess/}{$dir/}g;
     $conf =~ s{/etc/ssl/certs/\S+\.pem}{$dir/cert.pem}g;

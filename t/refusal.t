@@ -9,8 +9,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use IO::Select;
-use IO::Socket::INET;
 use Time::HiRes qw/time sleep/;
 use VMessTest qw/random_uuid read_file/;
 
@@ -67,22 +65,7 @@ my $drain = '127.0.0.1:' . $t->port('drain');
 # received and whether the server closed
 sub raw {
     my ($port, $bytes, $timeout) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
-        or die "connect: $!";
-    $s->syswrite($bytes) if length $bytes;
-    my ($got, $buf, $closed) = ('', '', 0);
-    my $sel = IO::Select->new($s);
-    my $end = time() + ($timeout // 5);
-    while (time() < $end) {
-        last unless $sel->can_read($end - time());
-        my $n = $s->sysread($buf, 65536);
-        if (!$n) {
-            $closed = 1;
-            last;
-        }
-        $got .= $buf;
-    }
-    return ($got, $closed);
+    return $t->exchange($port, $bytes, $timeout // 5);
 }
 
 # the header of a real session, saved by the client

@@ -48,22 +48,7 @@ my $plain = $t->port('plain');
 
 sub raw {
     my ($bytes, $timeout) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$plain")
-        or die "connect: $!";
-    $s->syswrite($bytes) if length $bytes;
-    my ($got, $buf, $closed) = ('', '', 0);
-    my $sel = IO::Select->new($s);
-    my $end = time() + ($timeout // 3);
-    while (time() < $end) {
-        last unless $sel->can_read($end - time());
-        my $n = $s->sysread($buf, 65536);
-        if (!$n) {
-            $closed = 1;
-            last;
-        }
-        $got .= $buf;
-    }
-    return ($got, $closed);
+    return $t->exchange($plain, $bytes, $timeout);
 }
 
 sub accept_of {
@@ -93,26 +78,38 @@ my %bad = (
     'no websocket upgrade' => request(no_upgrade => 1),
     'request header too large' =>
         request(extra => "X-Pad: " . ('a' x 9000) . "\r\n"),
-    'not a request for the websocket path' =>
-        join('', map { chr int rand 256 } 1 .. 100),
 );
 
-for my $reason (sort keys %bad) {
-    my ($got, $closed) = raw($bad{$reason}, 1);
+# not a request for the path: read as raw VMess, which fails to
+# authenticate and goes to the fallback as on a server without WebSocket
+my %not_ws = (
+    'random bytes' => join('', map { chr int rand 256 } 1 .. 100),
+    'another path' => request(path => '/rayx'),
+    'a page' => "GET /index.html HTTP/1.1\r\nHost: x.test\r\n\r\n",
+);
+
+for my $reason (sort(keys %bad), sort(keys %not_ws)) {
+    my ($got, $closed) = raw($bad{$reason} // $not_ws{$reason}, 1);
     is($got, '', "$reason: no 101");
 }
 
-$t->wait_log(qr/not a request for the websocket path/);
+$t->wait_log(qr/request header too large/);
 sleep 0.5;
 my %fb = map { $_ => 1 } split /\n/, read_file($fallback_log);
-for my $reason (sort keys %bad) {
-    my $b = $bad{$reason};
+for my $reason (sort(keys %bad), sort(keys %not_ws)) {
+    my $b = $bad{$reason} // $not_ws{$reason};
     my $line = sprintf '%d %s', length $b, unpack('H*', substr($b, 0, 64));
     ok($fb{$line}, "$reason: the site got the exact bytes");
+}
+for my $reason (sort keys %bad) {
     like($t->error_log(),
          qr/\[info\] .*vmess websocket: \Q$reason\E, fallback to 127\.0\.0\.1:$recorder/,
          "$reason: logged");
 }
+my $unknown = () = $t->error_log()
+    =~ /\[info\] .*vmess: unknown user, fallback to 127\.0\.0\.1:$recorder/g;
+is($unknown, scalar keys %not_ws,
+   'not for the path: each one logged as an unknown VMess user');
 
 # the 101, and bad frames after it: clean close, logged
 my $mask = "\x01\x02\x03\x04";

@@ -134,6 +134,12 @@ int vmess_kdf(const uint8_t *key, size_t key_len, const vmess_bytes_t *path,
 /* KDF16(cmdKey, "AES Auth ID Encryption") */
 int vmess_authid_key(const uint8_t cmd_key[16], uint8_t key[16]);
 
+/* the user ID of a dynamic port for one refresh period:
+ * HMAC-SHA256(secret, BE64(period) || id), its first 16 bytes with the
+ * UUID version 4 and variant bits set */
+int vmess_dynamic_id(const uint8_t *secret, size_t secret_len,
+    uint64_t period, const uint8_t id[16], uint8_t out[16]);
+
 /* AuthID = AES-ECB(authid_key, BE64(now) || rand4 || CRC32) */
 int vmess_authid_seal(const uint8_t authid_key[16], int64_t now,
     const uint8_t rand4[4], uint8_t authid[16]);

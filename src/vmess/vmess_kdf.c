@@ -1,5 +1,6 @@
 /*
- * cmdKey, alter IDs, the AEAD KDF (nested HMAC-SHA256) and AuthID sealing.
+ * cmdKey, alter IDs, the AEAD KDF (nested HMAC-SHA256), AuthID sealing and
+ * the dynamic port IDs.
  */
 
 #include <string.h>
@@ -244,4 +245,39 @@ vmess_authid_seal(const uint8_t authid_key[16], int64_t now,
     EVP_CIPHER_CTX_free(ctx);
 
     return ok ? VMESS_OK : VMESS_ERR_CRYPTO;
+}
+
+
+int
+vmess_dynamic_id(const uint8_t *secret, size_t secret_len, uint64_t period,
+    const uint8_t id[16], uint8_t out[16])
+{
+    int           i;
+    uint8_t       msg[8 + 16], md[EVP_MAX_MD_SIZE];
+    unsigned int  n;
+
+    if (secret_len > INT32_MAX) {
+        return VMESS_ERR_INVALID;
+    }
+
+    for (i = 0; i < 8; i++) {
+        msg[i] = (uint8_t) (period >> (56 - 8 * i));
+    }
+
+    memcpy(msg + 8, id, 16);
+
+    if (HMAC(EVP_sha256(), secret, (int) secret_len, msg, sizeof(msg), md,
+             &n)
+        == NULL)
+    {
+        return VMESS_ERR_CRYPTO;
+    }
+
+    memcpy(out, md, 16);
+    OPENSSL_cleanse(md, sizeof(md));
+
+    out[6] = (uint8_t) ((out[6] & 0x0f) | 0x40);
+    out[8] = (uint8_t) ((out[8] & 0x3f) | 0x80);
+
+    return VMESS_OK;
 }

@@ -284,19 +284,28 @@ sub v2ray_client {
                  "security": "$o{security}"}]}]}$mux$ss}]
 }
 JSON
+    $self->v2ray($name, $net eq 'tcp' ? $port : undef,
+                 $o{legacy} ? (V2RAY_VMESS_AEAD_DISABLED => 'true') : ());
+    return $port;
+}
+
+# starts v2ray with NAME.json of the test dir, with %env added to its
+# environment; waits until it listens on PORT (when given)
+sub v2ray {
+    my ($self, $name, $port, %env) = @_;
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>>', "$self->{dir}/$name.log";
         open STDERR, '>&', \*STDOUT;
-        $ENV{V2RAY_VMESS_AEAD_DISABLED} = 'true' if $o{legacy};
+        @ENV{keys %env} = values %env;
         exec('v2ray', '-config', "$self->{dir}/$name.json") or exit 1;
     }
     push @{$self->{daemons}}, $pid;
     for (1 .. 100) {
-        last if $net ne 'tcp' || port_open($port);
+        last if !defined $port || port_open($port);
         sleep 0.05;
     }
-    return $port;
+    return $self;
 }
 
 # a CA (ca.crt) and a server certificate for NAME signed by it
@@ -342,6 +351,77 @@ sub recorder {
     }
     push @{$self->{daemons}}, $pid;
     return $ls->sockport();
+}
+
+# sends bytes to 127.0.0.1:port and reads what comes back for up to
+# timeout seconds (default 3): returns (the bytes, 1 if the server closed)
+sub exchange {
+    my ($self, $port, $bytes, $timeout) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+        or die "connect: $!";
+    $s->syswrite($bytes) if length $bytes;
+    my ($got, $buf, $closed) = ('', '', 0);
+    my $sel = IO::Select->new($s);
+    my $end = time() + ($timeout // 3);
+    while (time() < $end) {
+        last unless $sel->can_read($end - time());
+        my $n = $s->sysread($buf, 65536);
+        if (!$n) {
+            $closed = 1;
+            last;
+        }
+        $got .= $buf;
+    }
+    return ($got, $closed);
+}
+
+# a plain TCP port whose connections go on over TLS (SNI name, no
+# certificate check) to 127.0.0.1:port, for clients without TLS; returns
+# the plain port
+sub tls_bridge {
+    my ($self, $port, $name) = @_;
+    require IO::Socket::SSL;
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 64,
+                                   ReuseAddr => 1) or die "listen: $!";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        $SIG{CHLD} = 'IGNORE';
+        while (my $c = $ls->accept()) {
+            next if fork();
+            my $u = IO::Socket::SSL->new(
+                PeerAddr => "127.0.0.1:$port", SSL_hostname => $name,
+                SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE())
+                or exit 1;
+            pump($c, $u);
+            exit 0;
+        }
+        exit 0;
+    }
+    push @{$self->{daemons}}, $pid;
+    return $ls->sockport();
+}
+
+# bytes both ways until either side closes; reads of 16 KiB take whole
+# TLS records, so nothing waits inside IO::Socket::SSL unseen by select
+sub pump {
+    my ($a, $b) = @_;
+    my $sel = IO::Select->new($a, $b);
+    my $buf;
+    while (my @ready = $sel->can_read()) {
+        for my $from (@ready) {
+            my $to = $from == $a ? $b : $a;
+            do {
+                my $n = $from->sysread($buf, 16384);
+                return unless $n;
+                my $off = 0;
+                while ($off < $n) {
+                    my $k = $to->syswrite($buf, $n - $off, $off);
+                    return unless $k;
+                    $off += $k;
+                }
+            } while ($from->can('pending') && $from->pending());
+        }
+    }
 }
 
 # plain TCP: sends n random bytes to port, reads them back; returns 1 when

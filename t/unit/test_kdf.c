@@ -1,5 +1,6 @@
 /*
- * Known-answer tests: UUID, cmdKey, alter IDs, KDF, AuthID, checksums.
+ * Known-answer tests: UUID, cmdKey, alter IDs, KDF, AuthID, checksums,
+ * dynamic port IDs.
  */
 
 #include <stdio.h>
@@ -151,6 +152,33 @@ test_checksums(void)
 }
 
 
+/* expected bytes computed with Perl's Digest::SHA (hmac_sha256), then the
+ * version and variant bits set by hand */
+
+static void
+test_dynamic_id(void)
+{
+    uint8_t            id[16], want[16], got[16], other[16];
+    static const char  secret[] = "a dynamic port secret";
+
+    unit_hex_decode("b831381d63244d53ad4f8cda48b30811", id, sizeof(id));
+    unit_hex_decode("8045a213f688478db39917e6bfe271d4", want, sizeof(want));
+
+    ok(vmess_dynamic_id((const uint8_t *) secret, sizeof(secret) - 1,
+                        29466000, id, got)
+       == VMESS_OK, "dynamic id computed");
+    ok(unit_mem_eq(got, 16, want, 16), "dynamic id bytes");
+
+    vmess_dynamic_id((const uint8_t *) secret, sizeof(secret) - 1, 29466001,
+                     id, other);
+    ok(memcmp(got, other, 16) != 0, "next period, other id");
+
+    vmess_dynamic_id((const uint8_t *) secret, sizeof(secret) - 2, 29466000,
+                     id, other);
+    ok(memcmp(got, other, 16) != 0, "other secret, other id");
+}
+
+
 int
 main(void)
 {
@@ -160,6 +188,7 @@ main(void)
     test_kdf();
     test_authid();
     test_checksums();
+    test_dynamic_id();
 
     return unit_done();
 }

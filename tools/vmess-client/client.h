@@ -105,6 +105,10 @@ typedef struct {
     int                         answer_ms;     /* hold; 0: all must echo */
     const char                 *replay_file;
     const char                 *send_header;
+    const char                 *httpupgrade;   /* the path */
+    const char                 *http_host;
+    unsigned                    upgrade_key:1;
+    unsigned                    early:1;       /* no wait for the 101 */
 } client_conf_t;
 
 
@@ -264,6 +268,9 @@ int client_timeout(client_worker_t *w);
 int client_seal_datagram(client_worker_t *w, uint64_t j);
 int client_output_datagram(client_worker_t *w, const uint8_t *data,
     size_t len);
+
+/* httpupgrade.c */
+int client_httpupgrade(client_worker_t *w);
 
 /* raw.c */
 int client_raw_header(client_worker_t *w);

@@ -138,6 +138,14 @@ static const char  client_usage_text[] =
 "                    and -t are not needed)\n"
 "  --unchecked       download: count the bytes, do not compare them (the\n"
 "                    bench's relay garbles them as a cipher would)\n"
+"  --httpupgrade P   HTTPUpgrade transport: the HTTP/1.1 upgrade request\n"
+"                    for path P first (as sing-box sends it), then VMess\n"
+"                    once the 101 came (not with hold)\n"
+"  --host NAME       --httpupgrade: the Host header (default: -s)\n"
+"  --upgrade-key     --httpupgrade: also Sec-WebSocket-Key and -Version,\n"
+"                    as Xray sends them; the 101's accept is checked\n"
+"  --early           --httpupgrade: the VMess header goes with the\n"
+"                    request, before the 101 (Xray's \"ed\")\n"
 "  -q                print nothing on success\n"
 "  -v                per-session details on stderr\n"
 "\n"
@@ -310,6 +318,16 @@ client_parse_flag(const char *arg, client_args_t *a)
         return 0;
     }
 
+    if (strcmp(arg, "--upgrade-key") == 0) {
+        conf.upgrade_key = 1;
+        return 0;
+    }
+
+    if (strcmp(arg, "--early") == 0) {
+        conf.early = 1;
+        return 0;
+    }
+
     if (strcmp(arg, "-q") == 0) {
         conf.quiet = 1;
         return 0;
@@ -422,6 +440,15 @@ client_parse_value(const char *arg, const char *val, client_args_t *a)
     } else if (strcmp(arg, "--send-header") == 0) {
         conf.send_header = val;
 
+    } else if (strcmp(arg, "--httpupgrade") == 0) {
+        if (val[0] != '/') {
+            client_die("bad httpupgrade path \"%s\"", val);
+        }
+        conf.httpupgrade = val;
+
+    } else if (strcmp(arg, "--host") == 0) {
+        conf.http_host = val;
+
     } else {
         client_die("unknown option %s", arg);
     }
@@ -444,6 +471,20 @@ client_check_modes(client_args_t *a)
         && conf.mode != MODE_UPLOAD && conf.mode != MODE_DOWNLOAD)
     {
         client_die("--plain works with echo, upload, download and hold");
+    }
+
+    if (conf.httpupgrade == NULL
+        && (conf.http_host != NULL || conf.upgrade_key || conf.early))
+    {
+        client_die("--host, --upgrade-key and --early need --httpupgrade");
+    }
+
+    if (conf.httpupgrade != NULL && conf.mode == MODE_HOLD) {
+        client_die("--httpupgrade does not work with hold");
+    }
+
+    if (conf.http_host == NULL) {
+        conf.http_host = a->server;
     }
 
     if (conf.unchecked && conf.mode != MODE_DOWNLOAD) {

@@ -80,6 +80,15 @@ client_session_start(client_worker_t *w, uint64_t index)
         rc = client_session_connect(w);
     }
 
+    if (rc == CLIENT_OK && conf.httpupgrade != NULL) {
+        rc = client_httpupgrade(w);
+
+        /* what came right behind the 101 */
+        if (rc == CLIENT_OK && s->in_len > 0) {
+            rc = client_input(w);
+        }
+    }
+
     return rc;
 }
 

@@ -2,8 +2,8 @@
 # figure, and what the machine and the run were, come in $R (bench/run
 # fills it): settings (the run's options and sizes), machine, load_start,
 # load_end, seconds, finished, crypto, crypto_v2 (the bare cipher with
-# v2ray's chunk size), real, bulk, buffers, hs, mem, profile, notes.  A
-# section the run did not measure is left out.
+# v2ray's chunk size), real, bulk, buffers, stats, hs, mem, profile,
+# notes.  A section the run did not measure is left out.
 package VmessBench::Report;
 
 use strict;
@@ -22,6 +22,7 @@ sub report {
         $R->{real} ? real_section($R) : (),
         $R->{bulk} ? (bulk_section($R), bulk_v2_section($R)) : (),
         $R->{buffers} ? buffers_section($R) : (),
+        $R->{stats} ? stats_section($R) : (),
         $R->{hs} ? handshakes_section($R) : (),
         $R->{mem} ? memory_section($R) : (),
         targets_section($R),
@@ -177,7 +178,7 @@ sub method {
         . "direction; `vmess-client --plain` moves the bytes through it, "
         . "so the server sees what a user's v2ray sends and reads.  Bulk "
         . "cells are also run with the client sending chunks of v2ray's "
-        . "size (section 1c).\n";
+        . "size (section 1a).\n";
     $r .= "- Floor = plain nginx `proxy_pass` CPU-s/GiB (same direction, "
         . "connections, workers and buffers) + the bare EVP cost of the "
         . "cipher (`bench/crypto-cost`: 16 KiB chunks, open for upload, "
@@ -296,7 +297,7 @@ sub bulk_v2_section {
     }
     my $v = {%$R, bulk => \%b, crypto => $R->{crypto_v2}};
     my $c = $R->{settings}{v2ray_chunks};
-    my $r = "## 1c. Bulk transfer with v2ray-sized chunks: server CPU "
+    my $r = "## 1a. Bulk transfer with v2ray-sized chunks: server CPU "
         . "seconds per GiB\n\n"
         . "The module and v2ray as in section 1, the client sending "
         . "$c->{'aes-128-gcm'} bytes of data per chunk with the AEADs "
@@ -506,6 +507,28 @@ sub buffers_section {
                                                         'download'))));
     }
     return "$r\n";
+}
+
+# --------------------------------------------------------------- counters
+
+sub stats_section {
+    my ($R) = @_;
+    my $t = "## 1c. Per-user counters: on and off\n\n"
+        . "Server CPU-s/GiB of one nginx worker (on CPU 0) with two "
+        . "servers that differ only in `vmess_stats off`, measured one "
+        . "after the other in the same rounds (median of "
+        . "$R->{settings}{reps}), one connection, "
+        . "`proxy_buffer_size 64k`. Target: on / off <= 1.03.\n\n"
+        . "| security | direction | on | off | on / off |\n"
+        . "|---|---|---|---|---|\n";
+    for my $key (sort keys %{$R->{stats}}) {
+        my ($sec, $dirn) = split /\|/, $key;
+        my $c = $R->{stats}{$key};
+        $t .= "| $sec | $dirn | " . f2($c->{on}) . ' | ' . f2($c->{off})
+            . ' | ' . verdict(ratio($c->{on}, $c->{off}), 1.03, 1)
+            . " |\n";
+    }
+    return "$t\n";
 }
 
 # ------------------------------------------------------- handshakes, memory

@@ -19,8 +19,9 @@ our @EXPORT_OK = qw/NGINX nginx_start nginx_stop v2ray_start v2ray_stop
 use constant NGINX => '/usr/sbin/nginx';
 my $stream_so = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
-# %o: name, workers, conns (worker_connections), vmess => [[port, buf],..]
-# with users (file name) or the one uuid; plain => [[port, buf, up],..]
+# %o: name, workers, conns (worker_connections), vmess => [[port, buf,
+# vmess_stats (on by default)],..] with users (file name) or the one uuid;
+# plain => [[port, buf, up],..]
 sub nginx_start {
     my ($ctx, %o) = @_;
     my $d = "$ctx->{dir}/$o{name}";
@@ -55,13 +56,15 @@ sub nginx_conf {
     my $servers = '';
     my @ports;
     for my $v (@{$o{vmess} // []}) {
-        my ($port, $buf) = @$v;
+        my ($port, $buf, $stats) = @$v;
+        my $counters = $stats ? "vmess_stats $stats;" : '';
         push @ports, $port;
         $servers .= <<"EOF";
     server {
         listen 127.0.0.1:$port backlog=4096;
         vmess on;
         $users
+        $counters
         vmess_allow_private on;
         proxy_buffer_size ${buf}k;
         proxy_pass \$vmess_target;
