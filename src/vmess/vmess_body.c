@@ -15,12 +15,15 @@
 #include <limits.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "vmess_body.h"
 
 
+static int vmess_aead_tag(EVP_CIPHER_CTX *ctx, int set, uint8_t *tag);
 static int vmess_chacha_key(const uint8_t key[16], uint8_t out[32]);
 static int vmess_body_aead_ctx(EVP_CIPHER_CTX **ctx, int security,
     const uint8_t key[16]);
@@ -126,18 +129,20 @@ vmess_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
         return rc;
     }
 
-    if (!EVP_CipherFinal_ex(ctx, final, &n)
-        || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, VMESS_TAG_LEN,
-                                tag))
-    {
+    if (!EVP_CipherFinal_ex(ctx, final, &n)) {
         return VMESS_ERR_CRYPTO;
     }
 
-    return VMESS_OK;
+    return vmess_aead_tag(ctx, 0, tag);
 }
 
 
-/* in = ciphertext || tag (len >= 16 bytes); out gets len - 16 bytes */
+/*
+ * in = ciphertext || tag (len >= 16 bytes); out gets len - 16 bytes.  Per
+ * chunk only the nonce changes: the key schedule stays in ctx.  The tag
+ * is handed to the library before the data is opened (it keeps its own
+ * copy), so out may overlap it.
+ */
 
 int
 vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
@@ -145,22 +150,22 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
 {
     int      n, rc;
     size_t   plain;
-    uint8_t  tag[VMESS_TAG_LEN], final[16];
+    uint8_t  final[16];
 
     plain = len - VMESS_TAG_LEN;
-    memcpy(tag, in + plain, VMESS_TAG_LEN);
 
     if (!EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0)) {
         return VMESS_ERR_CRYPTO;
     }
 
-    rc = vmess_cipher_update(ctx, out, in, plain);
+    rc = vmess_aead_tag(ctx, 1, (uint8_t *) in + plain);
     if (rc != VMESS_OK) {
         return rc;
     }
 
-    if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, VMESS_TAG_LEN, tag)) {
-        return VMESS_ERR_CRYPTO;
+    rc = vmess_cipher_update(ctx, out, in, plain);
+    if (rc != VMESS_OK) {
+        return rc;
     }
 
     /* the library compares the tag in constant time */
@@ -169,6 +174,29 @@ vmess_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *in,
     }
 
     return VMESS_OK;
+}
+
+
+/*
+ * The tag as a parameter of the provider's context, set (to open) or
+ * read (after sealing): the EVP_CIPHER_CTX_ctrl() route builds the same
+ * parameter for each call, plus a switch.
+ */
+
+static int
+vmess_aead_tag(EVP_CIPHER_CTX *ctx, int set, uint8_t *tag)
+{
+    int         ok;
+    OSSL_PARAM  params[2];
+
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+                                                  tag, VMESS_TAG_LEN);
+    params[1] = OSSL_PARAM_construct_end();
+
+    ok = set ? EVP_CIPHER_CTX_set_params(ctx, params)
+             : EVP_CIPHER_CTX_get_params(ctx, params);
+
+    return ok ? VMESS_OK : VMESS_ERR_CRYPTO;
 }
 
 

@@ -14,7 +14,37 @@
 #define VMESS_SHAKE128_RATE  168
 #define VMESS_KECCAK_ROUNDS  24
 
-#define vmess_rotl64(x, n)   (((x) << (n)) | ((x) >> (64 - (n))))
+/* n may be 0: the right shift is masked, not by 64 */
+#define vmess_rotl64(x, n)   (((x) << (n)) | ((x) >> ((64 - (n)) & 63)))
+
+/* lane (x, y) of the state */
+#define VMESS_LANE(x, y)     ((x) + 5 * (y))
+
+/*
+ * theta's column sums applied to lane (x, y), rotated by rho's offset r
+ * and moved by pi to (y, 2x + 3y): written out lane by lane, so that
+ * every index is a constant and no table is read
+ */
+#define VMESS_KECCAK_MOVE(x, y, r)                                          \
+    b[VMESS_LANE(y, (2 * (x) + 3 * (y)) % 5)] =                             \
+        vmess_rotl64(a[VMESS_LANE(x, y)] ^ d[x], r)
+
+/* the lanes of row y, x = 0..4, with their offsets */
+#define VMESS_KECCAK_MOVE_ROW(y, r0, r1, r2, r3, r4)                        \
+    VMESS_KECCAK_MOVE(0, y, r0); VMESS_KECCAK_MOVE(1, y, r1);               \
+    VMESS_KECCAK_MOVE(2, y, r2); VMESS_KECCAK_MOVE(3, y, r3);               \
+    VMESS_KECCAK_MOVE(4, y, r4)
+
+#define VMESS_KECCAK_CHI(x, y)                                              \
+    a[VMESS_LANE(x, y)] = b[VMESS_LANE(x, y)]                               \
+        ^ (~b[VMESS_LANE(((x) + 1) % 5, y)] & b[VMESS_LANE(((x) + 2) % 5, y)])
+
+#define VMESS_KECCAK_CHI_ROW(y)                                             \
+    VMESS_KECCAK_CHI(0, y); VMESS_KECCAK_CHI(1, y);                         \
+    VMESS_KECCAK_CHI(2, y); VMESS_KECCAK_CHI(3, y); VMESS_KECCAK_CHI(4, y)
+
+#define VMESS_KECCAK_COLUMN(x)                                              \
+    (a[(x)] ^ a[(x) + 5] ^ a[(x) + 10] ^ a[(x) + 15] ^ a[(x) + 20])
 
 
 static void vmess_keccak_f1600(uint64_t st[25]);
@@ -32,64 +62,49 @@ static const uint64_t  vmess_keccak_rc[VMESS_KECCAK_ROUNDS] = {
     0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL
 };
 
-/* rho offsets along the pi walk that starts at lane 1 */
-static const unsigned  vmess_keccak_rho[24] = {
-    1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14,
-    27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44
-};
-
-/* the lane each step of that walk moves to */
-static const unsigned  vmess_keccak_pi[24] = {
-    10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4,
-    15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1
-};
-
 
 static void
 vmess_keccak_f1600(uint64_t st[25])
 {
     int       round;
-    unsigned  x, y;
-    uint64_t  c[5], d, lane, next;
+    uint64_t  a[25], b[25], c[5], d[5];
+
+    memcpy(a, st, sizeof(a));
 
     for (round = 0; round < VMESS_KECCAK_ROUNDS; round++) {
 
         /* theta */
-        for (x = 0; x < 5; x++) {
-            c[x] = st[x] ^ st[x + 5] ^ st[x + 10] ^ st[x + 15] ^ st[x + 20];
-        }
+        c[0] = VMESS_KECCAK_COLUMN(0);
+        c[1] = VMESS_KECCAK_COLUMN(1);
+        c[2] = VMESS_KECCAK_COLUMN(2);
+        c[3] = VMESS_KECCAK_COLUMN(3);
+        c[4] = VMESS_KECCAK_COLUMN(4);
 
-        for (x = 0; x < 5; x++) {
-            d = c[(x + 4) % 5] ^ vmess_rotl64(c[(x + 1) % 5], 1);
+        d[0] = c[4] ^ vmess_rotl64(c[1], 1);
+        d[1] = c[0] ^ vmess_rotl64(c[2], 1);
+        d[2] = c[1] ^ vmess_rotl64(c[3], 1);
+        d[3] = c[2] ^ vmess_rotl64(c[4], 1);
+        d[4] = c[3] ^ vmess_rotl64(c[0], 1);
 
-            for (y = 0; y < 25; y += 5) {
-                st[y + x] ^= d;
-            }
-        }
-
-        /* rho and pi in one walk over the 24 moving lanes */
-        lane = st[1];
-
-        for (x = 0; x < 24; x++) {
-            next = st[vmess_keccak_pi[x]];
-            st[vmess_keccak_pi[x]] = vmess_rotl64(lane, vmess_keccak_rho[x]);
-            lane = next;
-        }
+        /* theta applied, rho and pi: the offsets of FIPS 202 table 2 */
+        VMESS_KECCAK_MOVE_ROW(0, 0, 1, 62, 28, 27);
+        VMESS_KECCAK_MOVE_ROW(1, 36, 44, 6, 55, 20);
+        VMESS_KECCAK_MOVE_ROW(2, 3, 10, 43, 25, 39);
+        VMESS_KECCAK_MOVE_ROW(3, 41, 45, 15, 21, 8);
+        VMESS_KECCAK_MOVE_ROW(4, 18, 2, 61, 56, 14);
 
         /* chi */
-        for (y = 0; y < 25; y += 5) {
-            for (x = 0; x < 5; x++) {
-                c[x] = st[y + x];
-            }
-
-            for (x = 0; x < 5; x++) {
-                st[y + x] = c[x] ^ (~c[(x + 1) % 5] & c[(x + 2) % 5]);
-            }
-        }
+        VMESS_KECCAK_CHI_ROW(0);
+        VMESS_KECCAK_CHI_ROW(1);
+        VMESS_KECCAK_CHI_ROW(2);
+        VMESS_KECCAK_CHI_ROW(3);
+        VMESS_KECCAK_CHI_ROW(4);
 
         /* iota */
-        st[0] ^= vmess_keccak_rc[round];
+        a[0] ^= vmess_keccak_rc[round];
     }
+
+    memcpy(st, a, sizeof(a));
 }
 
 
@@ -144,12 +159,28 @@ vmess_shake128_squeeze(vmess_shake128_t *sh, uint8_t *out, size_t len)
 }
 
 
+/*
+ * Two bytes per chunk for the whole connection: they are read straight
+ * from the block the last permutation left (the rate is even, so a
+ * stream of 2-byte draws never straddles blocks); only a block used up,
+ * or an odd offset left by a caller's squeeze, takes the general path.
+ */
+
 uint16_t
 vmess_shake128_next16(vmess_shake128_t *sh)
 {
+    size_t   i;
     uint8_t  b[2];
 
-    vmess_shake128_squeeze(sh, b, 2);
+    i = sh->offset;
 
-    return (uint16_t) ((b[0] << 8) | b[1]);
+    if (i + 2 > VMESS_SHAKE128_RATE) {
+        vmess_shake128_squeeze(sh, b, 2);
+        return (uint16_t) ((b[0] << 8) | b[1]);
+    }
+
+    sh->offset = i + 2;
+
+    return (uint16_t) ((vmess_shake128_byte(sh, i) << 8)
+                       | vmess_shake128_byte(sh, i + 1));
 }

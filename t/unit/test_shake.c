@@ -147,6 +147,29 @@ test_against_openssl(void)
     openssl_shake128(seed, 16, want, 169);
     ok(n == (size_t) ((want[167] << 8) | want[168]),
        "next16 across a block boundary");
+
+    /*
+     * a connection's masks: 2-byte draws over many blocks, read from the
+     * block in place, then an odd squeeze and draws at odd offsets
+     */
+    vmess_shake128_init(&sh, seed, 16);
+    openssl_shake128(seed, 16, want, TEST_SHAKE_MAX);
+    same = 1;
+
+    for (pos = 0; pos + 2 <= 2 * 168 * 2; pos += 2) {
+        n = vmess_shake128_next16(&sh);
+        same &= (n == (size_t) ((want[pos] << 8) | want[pos + 1]));
+    }
+
+    vmess_shake128_squeeze(&sh, got, 1);
+    same &= (got[0] == want[pos]);
+
+    for (pos++; pos + 2 <= TEST_SHAKE_MAX; pos += 2) {
+        n = vmess_shake128_next16(&sh);
+        same &= (n == (size_t) ((want[pos] << 8) | want[pos + 1]));
+    }
+
+    ok(same, "next16 draws over blocks, at even and odd offsets");
 }
 
 

@@ -14,14 +14,15 @@ use VmessBench::Servers qw/nginx_start nginx_stop v2ray_start v2ray_stop
                            relay_start transfer_targets/;
 use VmessBench::Util qw/progress note median/;
 
-our @EXPORT_OK = qw/crypto bulk buffers/;
+our @EXPORT_OK = qw/crypto bulk buffers transfer_medians/;
 
-# {cipher => {seal|open => CPU-s/GiB}}, none costing 0
+# {cipher => {seal|open => CPU-s/GiB}}, none costing 0; $chunk plaintext
+# bytes per chunk (crypto-cost's 16 KiB if undef)
 sub crypto {
-    my ($ctx) = @_;
+    my ($ctx, $chunk) = @_;
     my %c;
     my ($rc, $out) = run_cmd(120, "$ctx->{bin}/crypto-cost",
-                             $ctx->{crypto_gib});
+                             $ctx->{crypto_gib}, $chunk // ());
     for (split /\n/, $out) {
         my ($c, $op, $v, $g) =
             /^(\S+) (seal|open) cpu_s_per_gib=([\d.]+) gib_per_s=([\d.]+)/
@@ -35,8 +36,10 @@ sub crypto {
 
 # {"server|sec|dir|conns" => {cpu => median CPU-s/GiB, mibs => median
 # MiB/s, n => rounds, all => [CPU-s/GiB of each]}}, server module16,
-# module128, plain16 (sec "-"), relay16, v2ray, ...; undef if no transfer
-# succeeded
+# module128, plain16 (sec "-"), relay16, v2ray, ...; the module's and
+# v2ray's cells once more with the client sending chunks of v2ray's size
+# ($ctx->{v2ray_chunks}), under the same key and "|v2"; undef if no
+# transfer succeeded
 sub bulk {
     my ($ctx) = @_;
     my $reps = $ctx->{reps};
@@ -51,15 +54,22 @@ sub bulk {
         progress("bulk: round $rep of $reps done");
     }
     stop($_) for @target_pids;
+    return transfer_medians(\%runs);
+}
 
-    my %bulk;
-    for my $key (keys %runs) {
-        $bulk{$key} = {cpu => median(@{$runs{$key}{cpu}}),
-                       mibs => median(@{$runs{$key}{mibs}}),
-                       n => scalar @{$runs{$key}{cpu}},
-                       all => $runs{$key}{cpu}};
+# {key => {cpu => [...], mibs => [...]}} of the rounds' transfers as {key
+# => {cpu => median, mibs => median, n => rounds, all => [cpu of each]}};
+# undef if there was none
+sub transfer_medians {
+    my ($runs) = @_;
+    my %m;
+    for my $key (keys %$runs) {
+        $m{$key} = {cpu => median(@{$runs->{$key}{cpu}}),
+                    mibs => median(@{$runs->{$key}{mibs}}),
+                    n => scalar @{$runs->{$key}{cpu}},
+                    all => $runs->{$key}{cpu}};
     }
-    return %bulk ? \%bulk : undef;
+    return %m ? \%m : undef;
 }
 
 # 1 connection with 1 nginx worker (pinned: the server on CPU 0, the rest
@@ -96,9 +106,12 @@ sub bulk_module {
     for my $sec (@{$ctx->{securities}}) {
         for my $dirn (qw/upload download/) {
             for my $buf (@{$ctx->{bufs}}) {
-                record($round, "module$buf|$sec|$dirn|$conns",
-                    bulk_one($ctx, $ours, 'vmess', $port->{$buf},
-                             $target->{$dirn}, $sec, $dirn, $conns));
+                for my $c (chunk_sizes($ctx, $sec)) {
+                    record($round, "module$buf|$sec|$dirn|$conns$c->[0]",
+                        bulk_one($ctx, $ours, 'vmess', $port->{$buf},
+                                 $target->{$dirn}, $sec, $dirn, $conns,
+                                 $c->[1]));
+                }
             }
         }
     }
@@ -149,12 +162,21 @@ sub bulk_v2ray {
     pin($round->{cpus}, $v2->{pid});
     for my $sec (@{$ctx->{securities}}) {
         for my $dirn (qw/upload download/) {
-            record($round, "v2ray|$sec|$dirn|$conns",
-                bulk_one($ctx, $v2, 'vmess', $vport, $target->{$dirn}, $sec,
-                         $dirn, $conns));
+            for my $c (chunk_sizes($ctx, $sec)) {
+                record($round, "v2ray|$sec|$dirn|$conns$c->[0]",
+                    bulk_one($ctx, $v2, 'vmess', $vport, $target->{$dirn},
+                             $sec, $dirn, $conns, $c->[1]));
+            }
         }
     }
     v2ray_stop($v2);
+}
+
+# the client's chunk sizes for $sec as [key suffix, --chunk]: its own
+# 16 KiB, then v2ray's size
+sub chunk_sizes {
+    my ($ctx, $sec) = @_;
+    return (['', undef], ['|v2', $ctx->{v2ray_chunks}{$sec}]);
 }
 
 # {"module|plain" . buf . "|" . dir => median CPU-s/GiB}: aes-128-gcm, 1

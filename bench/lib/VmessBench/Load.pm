@@ -34,9 +34,10 @@ sub transfer_cmd {
             '-n', $ctx->{bulk_bytes}, $dirn);
 }
 
-# one transfer: CPU-s/GiB of the server and the client's MiB/s, or undef
+# one transfer: CPU-s/GiB of the server and the client's MiB/s, or undef;
+# $chunk: VMess plaintext bytes per chunk (vmess-client's 16 KiB if undef)
 sub bulk_one {
-    my ($ctx, $srv, $kind, $port, $target, $sec, $dirn, $conns) = @_;
+    my ($ctx, $srv, $kind, $port, $target, $sec, $dirn, $conns, $chunk) = @_;
     my $per = int($ctx->{bulk_bytes} / $conns);
     my $total = $per * $conns;
     my $place = placement();
@@ -45,6 +46,7 @@ sub bulk_one {
                $kind eq 'vmess' ? session_args($ctx, $target, $sec)
                                 : '--plain',
                $kind eq 'relay' && $dirn eq 'download' ? '--unchecked' : (),
+               defined $chunk ? ('--chunk', $chunk) : (),
                $dirn);
     unshift @cmd, 'taskset', '-c', $place->{load_cpus}
         if $conns == 1 && $place->{pinned};
@@ -54,7 +56,8 @@ sub bulk_one {
     my ($bytes, $secs) = $out =~ /^$dirn ok .*?bytes=(\d+) seconds=([\d.]+)/m;
     if ($rc ne '0' || !defined $bytes || $bytes != $total) {
         $out =~ s/\s+$//;
-        note("bulk $srv->{name} $sec $dirn x$conns failed ($rc): "
+        note("bulk $srv->{name} $sec $dirn x$conns"
+             . (defined $chunk ? " chunk $chunk" : '') . " failed ($rc): "
              . (split /\n/, $out)[0] // '');
         return undef;
     }

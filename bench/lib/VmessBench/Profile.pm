@@ -1,5 +1,6 @@
 # 4. profile: perf record of the nginx worker during an upload and a
-# download, with aes-128-gcm, and with security none next to plain nginx.
+# download, with aes-128-gcm (loaded by vmess-client, and by the real v2ray
+# client), and with security none next to plain nginx.
 package VmessBench::Profile;
 
 use strict;
@@ -10,14 +11,16 @@ use Time::HiRes qw/sleep/;
 
 use VmessBench::Load qw/transfer_cmd/;
 use VmessBench::Proc qw/spawn stop run_cmd free_port placement pin/;
+use VmessBench::Real qw/v2ray_client/;
 use VmessBench::Servers qw/nginx_start nginx_stop transfer_targets/;
 use VmessBench::Util qw/progress note/;
 
 our @EXPORT_OK = qw/profile/;
 
 # {symbols => {dir => [[percent, object, symbol], ...]}, dsos => {dir =>
-# [[percent, object], ...]}, none => {module|plain "|" dir => the same by
-# object}}; undef without perf
+# [[percent, object], ...]}, real => {symbols, dsos} the same with the
+# v2ray client, none => {module|plain "|" dir => the same by object}};
+# undef without perf
 sub profile {
     my ($ctx) = @_;
     if (system('perf --version >/dev/null 2>&1') != 0) {
@@ -26,6 +29,7 @@ sub profile {
     }
     my ($target, @target_pids) = transfer_targets($ctx);
     my %p = profile_gcm($ctx, $target);
+    $p{real} = profile_real($ctx, $target, @target_pids);
     $p{none} = profile_none($ctx, $target, @target_pids);
     stop($_) for @target_pids;
     return \%p;
@@ -50,6 +54,34 @@ sub profile_gcm {
     return %p;
 }
 
+# aes-128-gcm, 16k buffers (the default), the real v2ray client as the
+# load (its chunks of at most 2048 bytes), pinned as the bulk runs with
+# one connection
+sub profile_real {
+    my ($ctx, $target, @target_pids) = @_;
+    progress('profile: the v2ray client as the load, aes-128-gcm, 16k');
+    my $place = placement();
+    pin($place->{load_cpus}, @target_pids);
+    my $port = free_port();
+    my $ours = nginx_start($ctx, name => 'profile-real', workers => 1,
+                           vmess => [[$port, 16]]);
+    my $client = v2ray_client($ctx, 'profile-client', $target,
+                              [['module16', $ours, $port]]);
+    pin('0', @{$ours->{pids}});
+    pin($place->{load_cpus}, $client->{pid});
+    my %p;
+    for my $dirn (qw/upload download/) {
+        my $data = "$ctx->{dir}/perf-real-$dirn.data";
+        perf_run($ctx, $ours, $data, load_cpus(), transfer_cmd($ctx,
+            $client->{port}{module16}{$dirn}, undef, undef, $dirn));
+        $p{symbols}{$dirn} = perf_symbols($data);
+        $p{dsos}{$dirn} = perf_dsos($data);
+    }
+    stop($client->{pid});
+    nginx_stop($ours);
+    return \%p;
+}
+
 # security none: the module's own cost next to plain nginx's, pinned as
 # the bulk runs with one connection
 sub profile_none {
@@ -67,8 +99,7 @@ sub profile_none {
     my $dir = $ctx->{dir};
     my %none;
     for my $dirn (qw/upload download/) {
-        my @load = $place->{pinned} ? ('taskset', '-c', $place->{load_cpus})
-                                    : ();
+        my @load = load_cpus();
         perf_run($ctx, $ours, "$dir/perf-none-$dirn.data", @load,
             transfer_cmd($ctx, $vport, $target->{$dirn}, 'none', $dirn));
         $none{"module|$dirn"} = perf_dsos("$dir/perf-none-$dirn.data");
@@ -79,6 +110,12 @@ sub profile_none {
     nginx_stop($ours);
     nginx_stop($plain);
     return \%none;
+}
+
+# the load's command prefix: on the load CPUs when pinned
+sub load_cpus {
+    my $place = placement();
+    return $place->{pinned} ? ('taskset', '-c', $place->{load_cpus}) : ();
 }
 
 # perf record of a server's first worker while the client runs

@@ -1,8 +1,9 @@
 # bench/RESULTS.md from the figures of a run.  It only formats: every
 # figure, and what the machine and the run were, come in $R (bench/run
 # fills it): settings (the run's options and sizes), machine, load_start,
-# load_end, seconds, finished, crypto, bulk, buffers, stats, hs, mem,
-# profile, notes.  A section the run did not measure is left out.
+# load_end, seconds, finished, crypto, crypto_v2 (the bare cipher with
+# v2ray's chunk size), real, bulk, buffers, stats, hs, mem, profile,
+# notes.  A section the run did not measure is left out.
 package VmessBench::Report;
 
 use strict;
@@ -18,7 +19,8 @@ my $GiB = 1 << 30;
 sub report {
     my ($R) = @_;
     return join '', head($R), method($R),
-        $R->{bulk} ? bulk_section($R) : (),
+        $R->{real} ? real_section($R) : (),
+        $R->{bulk} ? (bulk_section($R), bulk_v2_section($R)) : (),
         $R->{buffers} ? buffers_section($R) : (),
         $R->{stats} ? stats_section($R) : (),
         $R->{hs} ? handshakes_section($R) : (),
@@ -171,6 +173,12 @@ sub method {
         . "targets (same threads, poll loop and checks of the bytes; the "
         . "relay's downloads are counted, not checked: its cipher garbles "
         . "them).\n";
+    $r .= "- Real client (section 0): v2ray 4.34 itself is the client, "
+        . "one process with a dokodemo-door inbound per server and "
+        . "direction; `vmess-client --plain` moves the bytes through it, "
+        . "so the server sees what a user's v2ray sends and reads.  Bulk "
+        . "cells are also run with the client sending chunks of v2ray's "
+        . "size (section 1a).\n";
     $r .= "- Floor = plain nginx `proxy_pass` CPU-s/GiB (same direction, "
         . "connections, workers and buffers) + the bare EVP cost of the "
         . "cipher (`bench/crypto-cost`: 16 KiB chunks, open for upload, "
@@ -213,19 +221,113 @@ sub method {
     return $r;
 }
 
+# ----------------------------------------------------------- real client
+
+sub real_cpu {
+    my ($R, $key) = @_;
+    return $R->{real}{$key} ? $R->{real}{$key}{cpu} : undef;
+}
+
+# plain nginx loaded by the same v2ray client + the bare cipher on chunks
+# of v2ray's size
+sub real_floor {
+    my ($R, $buf, $dirn) = @_;
+    return plus(real_cpu($R, "plain$buf|$dirn"),
+                $R->{crypto_v2}{'aes-128-gcm'}{$dirn eq 'upload' ? 'open'
+                                                                 : 'seal'});
+}
+
+sub real_section {
+    my ($R) = @_;
+    my @bufs = @{$R->{settings}{real_bufs}};
+    my $r = "## 0. The real v2ray client as the load: server CPU seconds "
+        . "per GiB\n\n"
+        . "v2ray 4.34 as the client (dokodemo-door -> vmess outbound, "
+        . "aes-128-gcm, AEAD, options 0x0d, chunks of at most 2048 "
+        . "bytes), one connection, every server on CPU 0 with one nginx "
+        . "worker; the v2ray client, the load generator and the targets on "
+        . "the other CPUs and not counted.  Plain nginx is loaded by the "
+        . "same v2ray client (freedom outbound).  Floor = plain nginx with "
+        . "the same buffers + the bare cipher on chunks of v2ray's size ("
+        . f2($R->{crypto_v2}{'aes-128-gcm'}{open}) . " open, "
+        . f2($R->{crypto_v2}{'aes-128-gcm'}{seal}) . " seal).\n\n";
+    $r .= "| direction | " . join(' | ', map { "module ${_}k" } @bufs)
+        . " | v2ray | " . join(' | ', map { "plain nginx ${_}k" } @bufs)
+        . " | " . join(' | ', map { "module ${_}k / v2ray" } @bufs)
+        . " | " . join(' | ', map { "module ${_}k / floor" } @bufs)
+        . " |\n|---|" . ('---:|' x (3 * @bufs + 1)) . ('---|' x @bufs)
+        . "\n";
+    for my $dirn (qw/upload download/) {
+        my $lim = $dirn eq 'upload' ? 0.6 : 0.5;
+        my $v = real_cpu($R, "v2ray|$dirn");
+        my @m = map { real_cpu($R, "module$_|$dirn") } @bufs;
+        $r .= "| $dirn | " . join(' | ', map { f2($_) } @m, $v,
+                map { real_cpu($R, "plain$_|$dirn") } @bufs)
+            . ' | ' . join(' | ', map { verdict(ratio($_, $v), $lim, 1) } @m)
+            . ' | ' . join(' | ', map {
+                  verdict(ratio($m[$_], real_floor($R, $bufs[$_], $dirn)),
+                          1.25, 1)
+              } 0 .. $#bufs) . " |\n";
+    }
+    my @spread = map {
+        my $k = $_;
+        my @a = sort { $a <=> $b } @{$R->{real}{$k}{all}};
+        sprintf '%s %.2f-%.2f (%d)', $k =~ s/\|/ /r, $a[0], $a[-1],
+            scalar @a
+    } sort keys %{$R->{real}};
+    $r .= "\nTargets: upload <= 0.60x v2ray, download <= 0.50x, module <= "
+        . "1.25x the floor.  Rounds (min-max CPU-s/GiB, count): "
+        . join('; ', @spread) . ".  Client throughput (MiB/s, median): "
+        . join('; ', map {
+              sprintf '%s %.0f', s/\|/ /r, $R->{real}{$_}{mibs}
+          } sort keys %{$R->{real}}) . ".\n\n";
+    return $r;
+}
+
 # ------------------------------------------------------------------- bulk
+
+# the bulk tables once more for the "|v2" cells (the client sending chunks
+# of v2ray's size), with plain nginx as it was and the bare cipher on
+# v2ray-sized chunks as the floor
+sub bulk_v2_section {
+    my ($R) = @_;
+    my %b = %{$R->{bulk}};
+    for my $k (grep { /\|v2$/ } keys %b) {
+        $b{$k =~ s/\|v2$//r} = $b{$k};
+    }
+    my $v = {%$R, bulk => \%b, crypto => $R->{crypto_v2}};
+    my $c = $R->{settings}{v2ray_chunks};
+    my $r = "## 1a. Bulk transfer with v2ray-sized chunks: server CPU "
+        . "seconds per GiB\n\n"
+        . "The module and v2ray as in section 1, the client sending "
+        . "$c->{'aes-128-gcm'} bytes of data per chunk with the AEADs "
+        . "(2048-byte chunks with options 0x0d, as v2ray clients send "
+        . "them) and $c->{none} with none (v2ray's writer for none); "
+        . "plain nginx as in section 1; bare crypto on "
+        . "$c->{'aes-128-gcm'}-byte chunks.\n\n";
+    for my $conns (1, 8) {
+        $r .= conns_title($conns);
+        $r .= bulk_table($v, $conns);
+    }
+    return $r . ratio_table($v);
+}
 
 sub bulk_section {
     my ($R) = @_;
     my $r = "## 1. Bulk transfer: server CPU seconds per GiB\n\n";
     for my $conns (1, 8) {
-        $r .= sprintf "### %s\n\n", $conns == 1
-            ? '1 connection, nginx with 1 worker'
-            : '8 connections in parallel, nginx with 2 workers';
+        $r .= conns_title($conns);
         $r .= bulk_table($R, $conns) . in_situ_table($R, $conns);
     }
     return $r . throughput_table($R) . crypto_line($R) . ratio_table($R)
         . spread_line($R);
+}
+
+sub conns_title {
+    my ($conns) = @_;
+    return sprintf "### %s\n\n", $conns == 1
+        ? '1 connection, nginx with 1 worker'
+        : '8 connections in parallel, nginx with 2 workers';
 }
 
 sub bulk_table {
@@ -499,6 +601,12 @@ sub memory_section {
 sub targets_section {
     my ($R) = @_;
     my @t;
+    if ($R->{real}) {
+        for my $buf (@{$R->{settings}{real_bufs}}) {
+            push @t, map { real_target($R, $buf, @$_) }
+                         ['upload', 0.6], ['download', 0.5];
+        }
+    }
     if ($R->{bulk}) {
         for my $buf (@{$R->{settings}{bufs}}) {
             push @t, map { v2ray_target($R, $buf, @$_) }
@@ -530,6 +638,17 @@ sub targets_section {
         . "1.01 (download) CPU-s/GiB, plain nginx proxy 0.43 / 0.32 with "
         . "128k buffers and 0.55 / 0.65 with 16k, AES-128-GCM about 0.19 "
         . "CPU-s/GiB.\n\n";
+}
+
+# the real client's cells: module / v2ray <= $lim and module / (plain
+# nginx + the bare cipher on v2ray-sized chunks) <= 1.25
+sub real_target {
+    my ($R, $buf, $dirn, $lim) = @_;
+    my $m = real_cpu($R, "module$buf|$dirn");
+    return sprintf "real v2ray client, CPU/GiB %s, %dk buffers: module / "
+        . "v2ray <= %.1f: %s; module / floor <= 1.25: %s", $dirn, $buf,
+        $lim, verdict(ratio($m, real_cpu($R, "v2ray|$dirn")), $lim, 1),
+        verdict(ratio($m, real_floor($R, $buf, $dirn)), 1.25, 1);
 }
 
 # module / v2ray <= $lim; a miss is out of reach where the floor (or the
@@ -590,9 +709,25 @@ sub floor_target {
 sub profile_section {
     my ($R) = @_;
     my $p = $R->{profile};
-    my $r = "## Profile of the nginx worker (perf record -F 1999)\n\n"
-        . "### aes-128-gcm, 128k buffers, 1 connection\n\n";
-    $r .= "Share of the worker's samples by object:\n\n";
+    my $r = "## Profile of the nginx worker (perf record -F 1999)\n\n";
+    $r .= "### aes-128-gcm, the real v2ray client as the load, 16k "
+        . "buffers, 1 connection\n\n"
+        . "Where a real client's traffic (chunks of at most 2048 bytes) "
+        . "goes in the worker: with one AEAD open or seal per chunk, "
+        . "OpenSSL's per-call work (`EVP_CipherInit_ex`, which looks up the "
+        . "IV length through `OSSL_PARAM`s, and the tag parameter: the "
+        . "`strcmp` and `OSSL_PARAM_locate` lines) adds to the cipher's "
+        . "assembler, and the kernel's share is that of any proxy.\n\n"
+        . profile_tables($p->{real}) if $p->{real};
+    $r .= "### aes-128-gcm, vmess-client as the load (16 KiB chunks), "
+        . "128k buffers, 1 connection\n\n" . profile_tables($p);
+    return $r . profile_none_section($R);
+}
+
+# the by-object and top-symbol tables of a profile's upload and download
+sub profile_tables {
+    my ($p) = @_;
+    my $r = "Share of the worker's samples by object:\n\n";
     $r .= "| upload % | download % | object |\n|---:|---:|---|\n";
     my @dirs = qw/upload download/;
     $r .= join '', map { "| " . join(' | ', @$_) . " |\n" }
@@ -605,7 +740,7 @@ sub profile_section {
         $r .= join('', map { "| $_->[0] | $_->[1] | `$_->[2]` |\n" } @$top)
             . "\n";
     }
-    return $r . profile_none_section($R);
+    return $r;
 }
 
 sub profile_none_section {
