@@ -31,6 +31,9 @@ static ngx_int_t ngx_stream_vmess_replay(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     int64_t now);
+static ngx_int_t ngx_stream_vmess_user_found(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    size_t found, int64_t timestamp);
 static ngx_int_t ngx_stream_vmess_expired(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_header(ngx_stream_session_t *s,
@@ -251,25 +254,12 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
                                  now, &found, &timestamp, &skew);
 
     if (rc == VMESS_OK) {
-        ctx->user = found;
-        ctx->timestamp = timestamp;
-
-        if (vscf->detour) {
-            /* an expired ID is refused before the zone keeps its AuthID */
-            rc = ngx_stream_vmess_expired(s, ctx, vscf);
-
-            if (rc != NGX_DECLINED) {
-                return rc;
-            }
-        }
-
-        rc = ngx_stream_vmess_auth_refused(s, ctx, vscf);
+        /* an expired or refused user before the zone keeps its AuthID */
+        rc = ngx_stream_vmess_user_found(s, ctx, vscf, found, timestamp);
 
         if (rc != NGX_DECLINED) {
             return rc;
         }
-
-        ctx->has_user = 1;
 
         rc = ngx_stream_vmess_replay(s, ctx, vscf, c->buffer->pos);
 
@@ -396,6 +386,32 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
+    rc = ngx_stream_vmess_user_found(s, ctx, vscf, found, timestamp);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ctx->legacy = 1;
+    ctx->state = NGX_STREAM_VMESS_HEADER;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The user an AuthID or a legacy hash found is refused when its dynamic
+ * port ID expired or the API refused it (disabled, quota, expiry);
+ * NGX_DECLINED: the session goes on as this user.
+ */
+
+static ngx_int_t
+ngx_stream_vmess_user_found(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    size_t found, int64_t timestamp)
+{
+    ngx_int_t  rc;
+
     ctx->user = found;
     ctx->timestamp = timestamp;
 
@@ -414,10 +430,8 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     }
 
     ctx->has_user = 1;
-    ctx->legacy = 1;
-    ctx->state = NGX_STREAM_VMESS_HEADER;
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 
