@@ -123,8 +123,10 @@ for my $case (['client that never reads',
     diag(sprintf '%s: workers +%d KiB, %.1f KiB per session; echo %.1f'
          . ' MiB/s, before %.1f; kernel TCP memory %d of %d pages',
          $name, $grew, $per, $during, $before, $mem // 0, $limit // 0);
-    ok($per < 64, sprintf "$name: %.1f KiB per stalled session"
-       . ' (< 64 KiB)', $per);
+    # ASan's redzones and quarantine (see VMessTest::sanitized) take more
+    my $bound = $t->sanitized() ? 256 : 64;
+    ok($per < $bound, sprintf "$name: %.1f KiB per stalled session"
+       . ' (< %d KiB)', $per, $bound);
     kill 'TERM', $pid;
     waitpid($pid, 0);
     close $ls if $ls;

@@ -509,6 +509,9 @@ sub finish {
     my @bad = grep {
         /\[(alert|crit|emerg)\]|Sanitizer|runtime error|exited on signal/
         && !/ngx_string\.c:\d+:\d+: runtime error: null pointer passed/
+        # nginx 1.22's own A record parse ((buf[i] << 24) on an int) for
+        # an address of 128.0.0.0 or more, in its resolver, not ours
+        && !/ngx_resolver\.c:\d+:\d+: runtime error: left shift of \d+ by 24/
     } split /\n/, $log;
     ok(!@bad, 'no alerts, crashes or sanitizer reports in error.log')
         or diag(join "\n", @bad[0 .. ($#bad > 20 ? 20 : $#bad)]);
