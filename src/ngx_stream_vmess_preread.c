@@ -51,6 +51,8 @@ static ngx_int_t ngx_stream_vmess_target(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+static void ngx_stream_vmess_conf_user(ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_uint_t found);
 static void ngx_stream_vmess_cleanup(void *data);
 
 
@@ -233,7 +235,7 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     u_char                        *p, text[64];
     size_t                         found;
     int64_t                        now, timestamp, skew;
-    ngx_int_t                      rc, legacy;
+    ngx_int_t                      rc, legacy, added;
     ngx_str_t                      reason;
     ngx_connection_t              *c;
     ngx_stream_vmess_main_conf_t  *vmcf;
@@ -260,7 +262,22 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
                                  now, &found, &timestamp, &skew);
 
     if (rc == VMESS_OK) {
-        ctx->user = found;
+        ngx_stream_vmess_conf_user(ctx, vscf, found);
+
+    } else if (rc == VMESS_ERR_UNKNOWN_USER) {
+        /* not a configuration's user: maybe one the API added */
+        added = ngx_stream_vmess_runtime_find(s, ctx, vscf, now, &timestamp);
+
+        if (added == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (added == NGX_OK) {
+            rc = VMESS_OK;
+        }
+    }
+
+    if (rc == VMESS_OK) {
         ctx->timestamp = timestamp;
 
         if (vscf->detour) {
@@ -324,7 +341,7 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     }
 
     if (rc == VMESS_ERR_CLOCK_SKEW) {
-        ctx->user = found;
+        ngx_stream_vmess_conf_user(ctx, vscf, found);
         ctx->has_user = 1;
 
         p = ngx_snprintf(text, sizeof(text), "clock skew %L s", skew);
@@ -379,7 +396,7 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
-    ctx->user = found;
+    ngx_stream_vmess_conf_user(ctx, vscf, found);
     ctx->timestamp = timestamp;
 
     if (vscf->detour) {
@@ -442,11 +459,12 @@ ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
     const char               *why;
     ngx_stream_vmess_stat_t  *st;
 
-    if (vscf->stats == NULL) {
+    st = ctx->user_stat;
+
+    if (st == NULL) {
         return NGX_DECLINED;
     }
 
-    st = &vscf->stats[ctx->user];
     why = ngx_stream_vmess_stats_refused(st);
 
     if (why == NULL) {
@@ -468,6 +486,18 @@ ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
 }
 
 
+/* the AuthID (or legacy hash) matched the configuration's user found */
+
+static void
+ngx_stream_vmess_conf_user(ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_uint_t found)
+{
+    ctx->user = found;
+    ctx->vuser = &vscf->users[found];
+    ctx->user_stat = vscf->stats ? &vscf->stats[found] : NULL;
+}
+
+
 static ngx_int_t
 ngx_stream_vmess_header(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_srv_conf_t *vscf)
@@ -480,7 +510,7 @@ ngx_stream_vmess_header(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     c = s->connection;
 
-    user = &vscf->users[ctx->user];
+    user = ctx->vuser;
     len = c->buffer->last - c->buffer->pos;
     consumed = 0;
 
@@ -617,9 +647,9 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (vscf->stats) {
+    if (ctx->user_stat) {
         /* ended by the cleanup above */
-        ctx->stat = &vscf->stats[ctx->user];
+        ctx->stat = ctx->user_stat;
         ngx_stream_vmess_stats_start(ctx->stat, &ctx->live, c);
     }
 
