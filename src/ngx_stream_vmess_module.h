@@ -32,6 +32,9 @@
     (NGX_INET_ADDRSTRLEN + sizeof(":65535") - 1)
 #endif
 
+/* the legacy index's hashes are remade this often, seconds */
+#define NGX_STREAM_VMESS_LEGACY_REFRESH 10
+
 /* allowed securities, "vmess_security" */
 #define NGX_STREAM_VMESS_SEC_CFB        0x01
 #define NGX_STREAM_VMESS_SEC_GCM        0x02
@@ -202,6 +205,8 @@ typedef struct {
     ngx_stream_vmess_user_conf_t   *confs;
     ngx_stream_vmess_stat_t        *stats;
     ngx_uint_t                      nusers;
+    vmess_legacy_index_t           *legacy_index;   /* "vmess_legacy on" */
+    time_t                          legacy_updated;
     ngx_uint_t                      refs;       /* the server's, sessions' */
 } ngx_stream_vmess_runtime_t;
 
@@ -483,7 +488,7 @@ char *ngx_stream_vmess_legacy_index(ngx_conf_t *cf,
 /* ngx_stream_vmess_runtime.c: users added through the API */
 ngx_int_t ngx_stream_vmess_runtime_find(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
-    int64_t now, int64_t *timestamp);
+    int64_t now, int64_t *timestamp, ngx_uint_t legacy);
 
 /* ngx_stream_vmess_zone.c: the replay filter */
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

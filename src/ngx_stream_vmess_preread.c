@@ -14,9 +14,6 @@
 #include "ngx_stream_vmess_module.h"
 
 
-#define NGX_STREAM_VMESS_LEGACY_REFRESH 10      /* seconds */
-
-
 typedef struct {
     ngx_str_t                       name;
     ngx_uint_t                      mask;
@@ -266,7 +263,8 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     } else if (rc == VMESS_ERR_UNKNOWN_USER) {
         /* not a configuration's user: maybe one the API added */
-        added = ngx_stream_vmess_runtime_find(s, ctx, vscf, now, &timestamp);
+        added = ngx_stream_vmess_runtime_find(s, ctx, vscf, now, &timestamp,
+                                              0);
 
         if (added == NGX_ERROR) {
             return NGX_ERROR;
@@ -391,12 +389,18 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
 
     if (vmess_legacy_index_find(vscf->legacy_index, c->buffer->pos, now,
                                 &found, &timestamp)
-        != VMESS_OK)
+        == VMESS_OK)
     {
-        return NGX_DECLINED;
+        ngx_stream_vmess_conf_user(ctx, vscf, found);
+
+    } else {
+        rc = ngx_stream_vmess_runtime_find(s, ctx, vscf, now, &timestamp, 1);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
-    ngx_stream_vmess_conf_user(ctx, vscf, found);
     ctx->timestamp = timestamp;
 
     if (vscf->detour) {

@@ -21,25 +21,28 @@ static ngx_uint_t ngx_stream_vmess_runtime_copy(
     ngx_stream_vmess_runtime_t *rt, ngx_stream_vmess_srv_conf_t *vscf,
     ngx_stream_vmess_stats_sh_t *sh, ngx_uint_t n);
 static ngx_int_t ngx_stream_vmess_runtime_keys(ngx_log_t *log,
-    ngx_stream_vmess_runtime_t *rt, ngx_uint_t n);
+    ngx_stream_vmess_runtime_t *rt, ngx_uint_t n, ngx_flag_t legacy);
+static ngx_int_t ngx_stream_vmess_runtime_legacy(ngx_connection_t *c,
+    ngx_stream_vmess_runtime_t *rt, int64_t now, size_t *found,
+    int64_t *timestamp);
 static void ngx_stream_vmess_runtime_release(void *data);
 static void ngx_stream_vmess_runtime_free(void *data);
 
 
 /*
- * The AuthID among the server's API users: NGX_OK with ctx->vuser,
- * ctx->user_stat and ctx->runtime set (held until the session's pool goes),
- * NGX_DECLINED when none matches.
+ * The AuthID (or with legacy, the legacy auth hash) among the server's
+ * API users: NGX_OK with ctx->vuser, ctx->user_stat and ctx->runtime set
+ * (held until the session's pool goes), NGX_DECLINED when none matches.
  */
 
 ngx_int_t
 ngx_stream_vmess_runtime_find(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
-    int64_t now, int64_t *timestamp)
+    int64_t now, int64_t *timestamp, ngx_uint_t legacy)
 {
-    int                            rc;
     size_t                         found;
     int64_t                        skew;
+    ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
     ngx_pool_cleanup_t            *cln;
     ngx_stream_vmess_runtime_t    *rt;
@@ -72,11 +75,18 @@ ngx_stream_vmess_runtime_find(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
-    rc = vmess_users_find_authid(rt->users, rt->nusers,
-                                 s->connection->buffer->pos, now, &found,
-                                 timestamp, &skew);
+    if (legacy) {
+        rc = ngx_stream_vmess_runtime_legacy(s->connection, rt, now, &found,
+                                             timestamp);
+        if (rc != NGX_OK) {
+            return rc;
+        }
 
-    if (rc != VMESS_OK) {
+    } else if (vmess_users_find_authid(rt->users, rt->nusers,
+                                       s->connection->buffer->pos, now,
+                                       &found, timestamp, &skew)
+               != VMESS_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -168,7 +178,9 @@ ngx_stream_vmess_runtime_rebuild(ngx_log_t *log,
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    if (rt && ngx_stream_vmess_runtime_keys(log, rt, n) != NGX_OK) {
+    if (rt && ngx_stream_vmess_runtime_keys(log, rt, n, vscf->legacy)
+              != NGX_OK)
+    {
         ngx_destroy_pool(rt->pool);
         return NGX_ERROR;
     }
@@ -269,8 +281,10 @@ ngx_stream_vmess_runtime_copy(ngx_stream_vmess_runtime_t *rt,
 
 static ngx_int_t
 ngx_stream_vmess_runtime_keys(ngx_log_t *log, ngx_stream_vmess_runtime_t *rt,
-    ngx_uint_t n)
+    ngx_uint_t n, ngx_flag_t legacy)
 {
+    void                          *mem;
+    size_t                         size;
     ngx_uint_t                     i;
     ngx_stream_vmess_user_conf_t  *uc;
 
@@ -286,6 +300,61 @@ ngx_stream_vmess_runtime_keys(ngx_log_t *log, ngx_stream_vmess_runtime_t *rt,
         }
 
         rt->nusers++;
+    }
+
+    if (!legacy) {
+        return NGX_OK;
+    }
+
+    /* its hashes are made at first use */
+
+    size = vmess_legacy_index_size(rt->users, rt->nusers);
+
+    mem = ngx_palloc(rt->pool, size);
+    if (mem == NULL) {
+        return NGX_ERROR;
+    }
+
+    rt->legacy_index = vmess_legacy_index_init(mem, size, rt->users,
+                                               rt->nusers);
+    if (rt->legacy_index == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "vmess_legacy_index_init() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the legacy auth hash among the table's users, as in the preread */
+
+static ngx_int_t
+ngx_stream_vmess_runtime_legacy(ngx_connection_t *c,
+    ngx_stream_vmess_runtime_t *rt, int64_t now, size_t *found,
+    int64_t *timestamp)
+{
+    if (rt->legacy_index == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if ((time_t) now - rt->legacy_updated
+        >= NGX_STREAM_VMESS_LEGACY_REFRESH)
+    {
+        if (vmess_legacy_index_update(rt->legacy_index, now) != VMESS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "vmess_legacy_index_update() failed");
+            return NGX_ERROR;
+        }
+
+        rt->legacy_updated = (time_t) now;
+    }
+
+    if (vmess_legacy_index_find(rt->legacy_index, c->buffer->pos, now,
+                                found, timestamp)
+        != VMESS_OK)
+    {
+        return NGX_DECLINED;
     }
 
     return NGX_OK;

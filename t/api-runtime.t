@@ -20,7 +20,8 @@ use VMessTest qw/random_uuid write_file/;
 $SIG{PIPE} = 'IGNORE';
 
 my $t = VMessTest->new();
-my ($alice, $filer, $dave, $erin, $frank) = map { random_uuid() } 1 .. 5;
+my ($alice, $filer, $dave, $erin, $frank, $gina)
+    = map { random_uuid() } 1 .. 6;
 # the workers (nobody) write the file: a temporary one beside it, renamed
 my $file = $t->dir() . '/users/users.txt';
 mkdir $t->dir() . '/users';
@@ -51,6 +52,7 @@ stream {
         vmess on;
         vmess_user ALICE alice;
         vmess_user_file %%TESTDIR%%/users/users.txt;
+        vmess_legacy on;
         vmess_allow_private on;
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/access.log vmess;
@@ -93,6 +95,9 @@ my %uuid = (alice => $alice, filer => $filer, dave => $dave,
 my %port = map { $_ => $t->v2ray_client(%common, name => $_,
                                          uuid => $uuid{$_}) }
     sort keys %uuid;
+# gina's client sends the legacy (alterId) header
+$port{gina} = $t->v2ray_client(%common, name => 'gina', uuid => $gina,
+                               alter_id => 4, legacy => 1);
 
 # n sessions of 64 KiB through user's v2ray, one after the other, each
 # ended in the zone before the next: how many echoed
@@ -140,6 +145,16 @@ is(decode_json($body)->{sessions_total}, 12, 'dave: 12 sessions counted');
 is(file_users(), join(',', sort "$filer filer", "$dave dave"),
    'the user file holds filer and dave');
 ok($t->wait_log(qr/vmess: user "dave" added by the API/), 'the add logged');
+
+# a user added with an alter_id authenticates with the legacy header too
+($code, $body) = add(qq({"id":"$gina","email":"gina","alter_id":4}));
+is($code, 201, 'POST users gina (alter_id 4): 201');
+is(sessions('gina', 4), 4, 'gina: 4 sessions with the legacy header');
+ok(VMessTest::read_file($file) =~ /^$gina gina alter_id=4$/m,
+   'the user file keeps her alter_id');
+($code, $body) = api('users/gina', '-X', 'DELETE');
+is($code, 200, 'DELETE users/gina: 200');
+is(sessions('gina', 2), 0, 'gina refused');
 
 # remove: dave's next sessions are refused, alice's are not
 ($code, $body) = api('users/dave', '-X', 'DELETE');
