@@ -148,7 +148,8 @@ ngx_stream_vmess_runtime_rebuild(ngx_log_t *log,
     rt = NULL;
 
     if (n) {
-        pool = ngx_create_pool(size, log);
+        /* the table outlives the session that builds it: not its log */
+        pool = ngx_create_pool(size, ngx_cycle->log);
         if (pool == NULL) {
             goto failed;
         }

@@ -133,13 +133,26 @@ is($code, 201, 'POST users dave: 201');
 my $u = decode_json($body);
 is_deeply([@$u{qw/uuid user enabled sessions_total/}],
           [$dave, 'dave', JSON::PP::true, 0], 'the answer is the new user');
-my $first = $t->plain_echo($port{dave}, 65536, 5);
+# 8 sessions at once: reuseport spreads them over both workers
+my @kids;
+for (1 .. 8) {
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        exit($t->plain_echo($port{dave}, 65536, 5) eq '1' ? 0 : 1);
+    }
+    push @kids, $pid;
+}
+my $echoed = 0;
+for (@kids) {
+    waitpid($_, 0);
+    $echoed++ if $? == 0;
+}
 my $took = time() - $start;
-is($first, 1, 'dave: the first session after the POST echoes');
-ok($took < 1, sprintf 'within 1 s of the POST (%.2f s)', $took);
-is(sessions('dave', 11), 11, 'dave: 11 more sessions');
+is($echoed, 8, 'dave: 8 parallel sessions right after the POST echo');
+ok($took < 1, sprintf 'all within 1 s of the POST (%.2f s)', $took);
 my %pids = map { $_ => 1 } access_lines(qr/^(\d+) ok dave$/m);
 is(scalar keys %pids, 2, 'dave served by both workers');
+is(sessions('dave', 4), 4, 'dave: 4 more sessions');
 ($code, $body) = api('users/dave');
 is(decode_json($body)->{sessions_total}, 12, 'dave: 12 sessions counted');
 is(file_users(), join(',', sort "$filer filer", "$dave dave"),
@@ -240,7 +253,7 @@ is(sessions('frank', 2), 0, 'frank refused');
 
 # 100 adds in parallel lose none
 my @many = map { random_uuid() } 1 .. 100;
-my @kids;
+@kids = ();
 for my $i (0 .. $#many) {
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
