@@ -12,6 +12,10 @@
  *     GET <location>metrics          all of it, Prometheus text format
  *     POST <location>users/<id>      {"enabled":false,"kill":true,
  *                                    "quota_bytes":n,"expire":t}, any of
+ *     POST <location>users           {"id":UUID,"email":..,"alter_id":n,
+ *                                    and the above}: a new user
+ *     DELETE <location>users/<id>    the user goes ("?kill=1": and its
+ *                                    live sessions)
  *
  * "?reset=1" on users reads and zeroes the traffic counters in one atomic
  * step per counter, so a panel polling with it loses no byte.  What POST
@@ -37,6 +41,10 @@ static void ngx_http_vmess_api_endpoint(ngx_http_request_t *r,
     ngx_str_t *path);
 static void ngx_http_vmess_api_post_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vmess_api_post(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vmess_api_change(ngx_http_request_t *r,
+    ngx_stream_vmess_api_set_t *set, ngx_str_t *id);
+static ngx_int_t ngx_http_vmess_api_changed(ngx_http_request_t *r,
+    ngx_int_t rc, ngx_stream_vmess_api_change_t *ch);
 static ngx_int_t ngx_http_vmess_api_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_vmess_api_send(ngx_http_request_t *r,
@@ -111,8 +119,24 @@ ngx_http_vmess_api_handler(ngx_http_request_t *r)
 
     ngx_http_vmess_api_endpoint(r, &path);
 
-    if (r->method == NGX_HTTP_POST
+    if (r->method == NGX_HTTP_DELETE
         && path.len > 6 && ngx_strncmp(path.data, "users/", 6) == 0)
+    {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        path.data += 6;
+        path.len -= 6;
+
+        return ngx_http_vmess_api_change(r, NULL, &path);
+    }
+
+    if (r->method == NGX_HTTP_POST
+        && path.len >= 5 && ngx_strncmp(path.data, "users", 5) == 0
+        && (path.len == 5 || path.data[5] == '/'))
     {
         if (r->headers_in.content_length_n < 0) {
             /* a chunked body would have no bound before it is read */
@@ -264,11 +288,26 @@ ngx_http_vmess_api_post(ngx_http_request_t *r)
     set.kill = -1;
     set.quota = -1;
     set.expire = -1;
+    set.alter_id = -1;
+    ngx_str_null(&set.id);
+    ngx_str_null(&set.email);
 
     err = ngx_stream_vmess_api_parse(body.data, body.data + body.len, &set);
 
     if (err) {
         return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    ngx_http_vmess_api_endpoint(r, &path);
+
+    if (path.len == 5) {
+        return ngx_http_vmess_api_change(r, &set, NULL);
+    }
+
+    if (set.id.len || set.email.len || set.alter_id != -1) {
+        return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "\"id\", \"email\" and "
+                                        "\"alter_id\" are for a new user");
     }
 
     vacf = ngx_http_get_module_loc_conf(r, ngx_http_vmess_api_module);
@@ -279,8 +318,6 @@ ngx_http_vmess_api_post(ngx_http_request_t *r)
         return ngx_http_vmess_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "zone not ready");
     }
-
-    ngx_http_vmess_api_endpoint(r, &path);
 
     id.data = path.data + 6;
     id.len = path.len - 6;
@@ -329,6 +366,144 @@ ngx_http_vmess_api_post(ngx_http_request_t *r)
 
     return ngx_http_vmess_api_send(r, NGX_HTTP_OK, &ngx_http_vmess_api_json,
                                    b);
+}
+
+
+/*
+ * POST users (set, the body) or DELETE users/ID (id): the change in the
+ * zone and the user file, answered with the user's object.
+ */
+
+static ngx_int_t
+ngx_http_vmess_api_change(ngx_http_request_t *r,
+    ngx_stream_vmess_api_set_t *set, ngx_str_t *id)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       value;
+    ngx_stream_vmess_api_change_t   ch;
+    ngx_http_vmess_api_loc_conf_t  *vacf;
+
+    ngx_memzero(&ch, sizeof(ngx_stream_vmess_api_change_t));
+
+    if (set) {
+        if (set->id.len == 0) {
+            return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "\"id\" is required");
+        }
+
+        if (vmess_uuid_parse((char *) set->id.data, set->id.len, ch.uid)
+            != VMESS_OK)
+        {
+            return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid UUID");
+        }
+
+        if (set->alter_id > 65535 || set->kill != -1) {
+            return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "\"alter_id\" takes 0 to 65535, "
+                                            "\"kill\" is for a user");
+        }
+
+        if (set->alter_id == -1) {
+            set->alter_id = 0;
+        }
+
+        if (ngx_http_arg(r, (u_char *) "server", 6, &ch.server) != NGX_OK) {
+            ngx_str_null(&ch.server);
+        }
+
+    } else {
+        ch.id = *id;
+
+        if (ngx_http_arg(r, (u_char *) "kill", 4, &value) == NGX_OK) {
+            ch.kill = (value.len == 1 && value.data[0] == '1');
+        }
+    }
+
+    vacf = ngx_http_get_module_loc_conf(r, ngx_http_vmess_api_module);
+
+    ch.pool = r->pool;
+    ch.log = r->connection->log;
+    ch.set = set;
+    ch.sh = ngx_stream_vmess_zone_stats(vacf->shm_zone, &ch.shpool);
+
+    if (ch.sh == NULL) {
+        return ngx_http_vmess_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "zone not ready");
+    }
+
+    ngx_shmtx_lock(&ch.shpool->mutex);
+
+    if (set) {
+        rc = ngx_stream_vmess_api_add(&ch);
+
+        if (rc == NGX_OK) {
+            ch.user->disabled = (set->enabled == 0);
+            ch.user->quota = (set->quota > 0) ? (ngx_atomic_uint_t) set->quota
+                                               : 0;
+            ch.user->expire = (set->expire > 0)
+                              ? (ngx_atomic_uint_t) set->expire : 0;
+        }
+
+    } else {
+        rc = ngx_stream_vmess_api_remove(&ch);
+    }
+
+    return ngx_http_vmess_api_changed(r, rc, &ch);
+}
+
+
+/* still under the zone's mutex: the answer to a change */
+
+static ngx_int_t
+ngx_http_vmess_api_changed(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_stream_vmess_api_change_t *ch)
+{
+    ngx_buf_t  *b;
+
+    b = NULL;
+
+    if (rc == NGX_OK) {
+        b = ngx_create_temp_buf(r->pool, NGX_STREAM_VMESS_API_USER_JSON
+                                         + 6 * ch->user->name_len);
+        if (b) {
+            b->last = ngx_stream_vmess_api_user_json(b->last, ch->user, 0);
+            *b->last++ = '\n';
+        }
+    }
+
+    ngx_shmtx_unlock(&ch->shpool->mutex);
+
+    switch (rc) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_ABORT:
+        return ngx_http_vmess_api_error(r, NGX_HTTP_BAD_REQUEST, ch->error);
+
+    case NGX_DECLINED:
+        return ngx_http_vmess_api_error(r, NGX_HTTP_NOT_FOUND, ch->error);
+
+    case NGX_BUSY:
+        return ngx_http_vmess_api_error(r, NGX_HTTP_CONFLICT, ch->error);
+
+    default:
+        return ngx_http_vmess_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        ch->error ? ch->error : "error");
+    }
+
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "vmess: user \"%*s\" %s by the API",
+                  ch->user->name_len, ch->user->name,
+                  ch->set ? "added" : "removed");
+
+    return ngx_http_vmess_api_send(r, ch->set ? NGX_HTTP_CREATED : NGX_HTTP_OK,
+                                   &ngx_http_vmess_api_json, b);
 }
 
 
@@ -407,7 +582,7 @@ ngx_http_vmess_api_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-/* {"error":"..."} with a 4xx or 5xx status */
+/* {"error":"..."} with a 4xx or 5xx status, the text JSON-escaped */
 
 static ngx_int_t
 ngx_http_vmess_api_error(ngx_http_request_t *r, ngx_uint_t status,
@@ -422,12 +597,15 @@ ngx_http_vmess_api_error(ngx_http_request_t *r, ngx_uint_t status,
 
     len = ngx_strlen(text);
 
-    b = ngx_create_temp_buf(r->pool, sizeof("{\"error\":\"\"}\n") + len);
+    b = ngx_create_temp_buf(r->pool, sizeof("{\"error\":\"\"}\n") + len
+                            + ngx_escape_json(NULL, (u_char *) text, len));
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_sprintf(b->last, "{\"error\":\"%s\"}\n", text);
+    b->last = ngx_cpymem(b->last, "{\"error\":\"", 10);
+    b->last = (u_char *) ngx_escape_json(b->last, (u_char *) text, len);
+    b->last = ngx_cpymem(b->last, "\"}\n", 3);
 
     ngx_http_discard_request_body(r);
 

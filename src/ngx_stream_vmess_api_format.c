@@ -81,7 +81,8 @@ static u_char  ngx_stream_vmess_api_server_family[] =
 
 /*
  * The body: one flat JSON object whose members are "enabled" and "kill"
- * (true or false), "quota_bytes" and "expire" (integers, 0 for none).
+ * (true or false), "quota_bytes" and "expire" (integers, 0 for none),
+ * and for a new user "id", "email" (strings) and "alter_id" (integer).
  * NULL, or the error to answer.
  */
 
@@ -169,6 +170,7 @@ ngx_stream_vmess_api_field(ngx_str_t *key, u_char **pp, u_char *last,
     u_char      *p, *start;
     int64_t     *number;
     ngx_int_t   *flag;
+    ngx_str_t   *text;
 
     p = *pp;
 
@@ -182,6 +184,7 @@ ngx_stream_vmess_api_field(ngx_str_t *key, u_char **pp, u_char *last,
 
     flag = NULL;
     number = NULL;
+    text = NULL;
 
     if (key->len == 7 && ngx_strncmp(key->data, "enabled", 7) == 0) {
         flag = &set->enabled;
@@ -197,8 +200,44 @@ ngx_stream_vmess_api_field(ngx_str_t *key, u_char **pp, u_char *last,
     } else if (key->len == 6 && ngx_strncmp(key->data, "expire", 6) == 0) {
         number = &set->expire;
 
+    } else if (key->len == 8 && ngx_strncmp(key->data, "alter_id", 8) == 0) {
+        number = &set->alter_id;
+
+    } else if (key->len == 2 && ngx_strncmp(key->data, "id", 2) == 0) {
+        text = &set->id;
+
+    } else if (key->len == 5 && ngx_strncmp(key->data, "email", 5) == 0) {
+        text = &set->email;
+
     } else {
         return "unknown field";
+    }
+
+    if (text) {
+        /* no escapes: a UUID, or an email as a user file line holds it */
+
+        if (p == last || *p++ != '"') {
+            return "\"id\" and \"email\" take a string";
+        }
+
+        start = p;
+
+        while (p < last && *p > ' ' && *p < 0x7f && *p != '"' && *p != '\\'
+               && *p != '#')
+        {
+            p++;
+        }
+
+        if (p == last || *p != '"' || p == start || p - start > 255) {
+            return "\"id\" and \"email\" take 1 to 255 characters, "
+                   "no blank, quote, backslash or '#'";
+        }
+
+        text->data = start;
+        text->len = p++ - start;
+
+        *pp = p;
+        return NULL;
     }
 
     if (flag) {
@@ -228,7 +267,8 @@ ngx_stream_vmess_api_field(ngx_str_t *key, u_char **pp, u_char *last,
               ? NGX_ERROR : ngx_atoof(start, p - start);
 
     if (*number == NGX_ERROR) {
-        return "\"quota_bytes\" and \"expire\" take an integer 0 or more";
+        return "\"quota_bytes\", \"expire\" and \"alter_id\" take an "
+               "integer 0 or more";
     }
 
     *pp = p;
@@ -253,7 +293,7 @@ ngx_stream_vmess_api_find(ngx_stream_vmess_stats_sh_t *sh, ngx_str_t *id)
     {
         u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
 
-        if (!ngx_stream_vmess_api_match(u, id)) {
+        if (u->removed || !ngx_stream_vmess_api_match(u, id)) {
             continue;
         }
 
@@ -316,6 +356,10 @@ ngx_stream_vmess_api_users(ngx_stream_vmess_api_read_t *rd, ngx_buf_t **out)
          q = ngx_queue_next(q))
     {
         u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
+
+        if (u->removed) {
+            continue;
+        }
 
         b->last = ngx_stream_vmess_api_user_json(b->last, u, rd->reset);
         *b->last++ = ',';
@@ -470,7 +514,10 @@ ngx_stream_vmess_api_metrics(ngx_stream_vmess_api_read_t *rd, ngx_buf_t **out)
              q = ngx_queue_next(q))
         {
             u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
-            b->last = ngx_stream_vmess_api_user_metric(b->last, u, k);
+
+            if (!u->removed) {
+                b->last = ngx_stream_vmess_api_user_metric(b->last, u, k);
+            }
         }
     }
 

@@ -534,7 +534,8 @@ ngx_stream_vmess_dynamic_command(ngx_stream_session_t *s,
     vscf = ngx_stream_get_module_srv_conf(s, ngx_stream_vmess_module);
     dyn = vscf->dynamic;
 
-    if (dyn == NULL || !ctx->has_user) {
+    /* the detour servers know only the configuration's users */
+    if (dyn == NULL || !ctx->has_user || ctx->runtime) {
         return NGX_DECLINED;
     }
 
@@ -544,7 +545,7 @@ ngx_stream_vmess_dynamic_command(ngx_stream_session_t *s,
 
     if (vmess_dynamic_id(dyn->secret.data, dyn->secret.len,
                          (uint64_t) (now / dyn->refresh),
-                         vscf->users[ctx->user].id, cmd->id)
+                         ctx->vuser->id, cmd->id)
         != VMESS_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, s->connection->log, 0,

@@ -32,6 +32,9 @@
     (NGX_INET_ADDRSTRLEN + sizeof(":65535") - 1)
 #endif
 
+/* the legacy index's hashes are remade this often, seconds */
+#define NGX_STREAM_VMESS_LEGACY_REFRESH 10
+
 /* allowed securities, "vmess_security" */
 #define NGX_STREAM_VMESS_SEC_CFB        0x01
 #define NGX_STREAM_VMESS_SEC_GCM        0x02
@@ -62,6 +65,11 @@
 #define NGX_STREAM_VMESS_ST_EXPIRED     8
 #define NGX_STREAM_VMESS_ST_N           9
 
+/* where a user comes from (ngx_stream_vmess_user_sh_t.from) */
+#define NGX_STREAM_VMESS_FROM_CONF      0x01    /* a "vmess_user" */
+#define NGX_STREAM_VMESS_FROM_FILE      0x02    /* a user file's line */
+#define NGX_STREAM_VMESS_FROM_API       0x04    /* added since the reload */
+
 /* the directions of the per-user counters */
 #define NGX_STREAM_VMESS_UP             0   /* client to destination */
 #define NGX_STREAM_VMESS_DOWN           1
@@ -89,6 +97,8 @@ typedef struct {
     ngx_str_t                       uuid;       /* canonical text */
     ngx_str_t                       name;       /* email, else uuid */
     ngx_uint_t                      alter_ids;
+    ngx_uint_t                      in_file;    /* of the server's first
+                                                   "vmess_user_file" */
 } ngx_stream_vmess_user_conf_t;
 
 
@@ -103,6 +113,9 @@ typedef struct {
     ngx_uint_t                      line;
     unsigned                        raw:1;      /* httpupgrade: no frames */
 } ngx_stream_vmess_ws_conf_t;
+
+
+typedef struct ngx_stream_vmess_server_sh_s  ngx_stream_vmess_server_sh_t;
 
 
 /*
@@ -128,15 +141,24 @@ typedef struct {
     ngx_atomic_t                    quota;      /* bytes up + down, or 0 */
     ngx_atomic_t                    expire;     /* Unix time, or 0 */
     ngx_atomic_t                    kill;       /* raised: sessions end */
+
+    /* where the user comes from (NGX_STREAM_VMESS_FROM_*), its server for
+     * FILE and API users, and whether the API removed it */
+    ngx_uint_t                      from;
+    ngx_stream_vmess_server_sh_t   *server;
+    ngx_uint_t                      alter_ids;
+    ngx_atomic_t                    removed;
 } ngx_stream_vmess_user_sh_t;
 
 
-typedef struct {
+struct ngx_stream_vmess_server_sh_s {
     ngx_queue_t                     queue;
     ngx_atomic_t                    status[NGX_STREAM_VMESS_ST_N];
+    u_char                         *file;       /* "vmess_user_file", */
+    size_t                          file_len;   /* NUL-ended, or NULL */
     size_t                          name_len;
     u_char                          name[1];    /* first listen address */
-} ngx_stream_vmess_server_sh_t;
+};
 
 
 typedef struct {
@@ -144,6 +166,7 @@ typedef struct {
     ngx_rbtree_node_t               sentinel;
     ngx_queue_t                     users;
     ngx_queue_t                     servers;
+    ngx_atomic_t                    generation; /* API users changed */
 } ngx_stream_vmess_stats_sh_t;
 
 
@@ -161,12 +184,31 @@ typedef struct {
     ngx_stream_vmess_user_sh_t     *sh;
     ngx_queue_t                     dirty;      /* while pending */
     ngx_queue_t                     live;       /* its sessions here */
+    ngx_queue_t                     busy;       /* while live is not empty */
     ngx_atomic_uint_t               killed;     /* sh->kill acted upon */
     uint64_t                        pending[2];
     u_char                         *id;
     ngx_str_t                      *name;
     ngx_uint_t                      outbound;
 } ngx_stream_vmess_stat_t;
+
+
+/*
+ * The users the API added to a server, as one worker knows them
+ * (ngx_stream_vmess_runtime.c): rebuilt when the zone's generation moves;
+ * each session of one of them holds the table it was found in.
+ */
+
+typedef struct {
+    ngx_pool_t                     *pool;
+    vmess_user_t                   *users;
+    ngx_stream_vmess_user_conf_t   *confs;
+    ngx_stream_vmess_stat_t        *stats;
+    ngx_uint_t                      nusers;
+    vmess_legacy_index_t           *legacy_index;   /* "vmess_legacy on" */
+    time_t                          legacy_updated;
+    ngx_uint_t                      refs;       /* the server's, sessions' */
+} ngx_stream_vmess_runtime_t;
 
 
 typedef struct {
@@ -216,6 +258,9 @@ typedef struct {
     ngx_stream_vmess_stat_t        *stats;      /* per user, or NULL */
     ngx_stream_vmess_server_sh_t   *server_sh;
     ngx_str_t                       label;      /* first listen address */
+    ngx_str_t                       user_file;  /* the first one, or empty */
+    ngx_stream_vmess_runtime_t     *runtime;    /* this worker's API users */
+    ngx_atomic_uint_t               generation; /* of runtime */
 
     /* where "vmess on" was set, for errors found at merge time */
     ngx_str_t                       file;
@@ -314,8 +359,11 @@ typedef struct {
     ngx_uint_t                      status;
     ngx_msec_t                      start;
 
-    ngx_uint_t                      user;
-    ngx_stream_vmess_stat_t        *stat;       /* the user's, counting */
+    ngx_uint_t                      user;       /* in vscf->users */
+    vmess_user_t                   *vuser;      /* the user found */
+    ngx_stream_vmess_runtime_t     *runtime;    /* holding vuser, or NULL */
+    ngx_stream_vmess_stat_t        *user_stat;  /* vuser's slot, or NULL */
+    ngx_stream_vmess_stat_t        *stat;       /* the same, counting */
     ngx_stream_vmess_live_t         live;
     int64_t                         timestamp;
 
@@ -438,6 +486,11 @@ char *ngx_stream_vmess_users_alloc(ngx_conf_t *cf,
 char *ngx_stream_vmess_legacy_index(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf);
 
+/* ngx_stream_vmess_runtime.c: users added through the API */
+ngx_int_t ngx_stream_vmess_runtime_find(ngx_stream_session_t *s,
+    ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
+    int64_t now, int64_t *timestamp, ngx_uint_t legacy);
+
 /* ngx_stream_vmess_zone.c: the replay filter */
 char *ngx_stream_vmess_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_stream_vmess_replay_check(ngx_shm_zone_t *shm_zone,
@@ -477,13 +530,33 @@ uint64_t ngx_stream_vmess_stats_read(ngx_atomic_t *counter,
            "\"enabled\":false,\"quota_bytes\":,\"expire\":},")             \
     + 7 * NGX_INT64_LEN
 
-/* what a POST sets: -1 leaves a field as it is */
+/* what a POST sets: -1 (or empty) leaves a field as it is */
 typedef struct {
     ngx_int_t                       enabled;
     ngx_int_t                       kill;
     int64_t                         quota;
     int64_t                         expire;
+    int64_t                         alter_id;   /* POST users: a new user */
+    ngx_str_t                       id;
+    ngx_str_t                       email;
 } ngx_stream_vmess_api_set_t;
+
+
+/* POST users (add) and DELETE users/ID (remove), under the zone's mutex */
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_log_t                      *log;
+    ngx_stream_vmess_stats_sh_t    *sh;
+    ngx_slab_pool_t                *shpool;
+    ngx_stream_vmess_api_set_t     *set;        /* add: the body */
+    u_char                          uid[16];    /* add: set->id parsed */
+    ngx_str_t                       server;     /* add: "?server=", or "" */
+    ngx_str_t                       id;         /* remove: UUID or email */
+    ngx_uint_t                      kill;       /* remove: "?kill=1" */
+    ngx_stream_vmess_user_sh_t     *user;       /* added or removed */
+    const char                     *error;      /* NGX_DECLINED, NGX_BUSY,
+                                                   NGX_ABORT: why */
+} ngx_stream_vmess_api_change_t;
 
 /* what one request reads, under the zone's mutex */
 typedef struct {
@@ -500,6 +573,8 @@ ngx_stream_vmess_user_sh_t *ngx_stream_vmess_api_find(
     ngx_stream_vmess_stats_sh_t *sh, ngx_str_t *id);
 ngx_int_t ngx_stream_vmess_api_users(ngx_stream_vmess_api_read_t *rd,
     ngx_buf_t **out);
+ngx_int_t ngx_stream_vmess_api_add(ngx_stream_vmess_api_change_t *ch);
+ngx_int_t ngx_stream_vmess_api_remove(ngx_stream_vmess_api_change_t *ch);
 u_char *ngx_stream_vmess_api_user_json(u_char *p,
     ngx_stream_vmess_user_sh_t *u, ngx_uint_t reset);
 ngx_int_t ngx_stream_vmess_api_servers(ngx_stream_vmess_api_read_t *rd,

@@ -14,9 +14,6 @@
 #include "ngx_stream_vmess_module.h"
 
 
-#define NGX_STREAM_VMESS_LEGACY_REFRESH 10      /* seconds */
-
-
 typedef struct {
     ngx_str_t                       name;
     ngx_uint_t                      mask;
@@ -33,7 +30,7 @@ static ngx_int_t ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
     int64_t now);
 static ngx_int_t ngx_stream_vmess_user_found(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
-    size_t found, int64_t timestamp);
+    int64_t timestamp);
 static ngx_int_t ngx_stream_vmess_expired(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
 static ngx_int_t ngx_stream_vmess_header(ngx_stream_session_t *s,
@@ -46,6 +43,8 @@ static ngx_int_t ngx_stream_vmess_accept(ngx_stream_session_t *s,
 static ngx_uint_t ngx_stream_vmess_session_security(vmess_session_t *sess);
 static ngx_int_t ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf);
+static void ngx_stream_vmess_conf_user(ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_uint_t found);
 static void ngx_stream_vmess_cleanup(void *data);
 
 
@@ -228,7 +227,7 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     u_char            *p, text[64];
     size_t             found;
     int64_t            now, timestamp, skew;
-    ngx_int_t          rc, legacy;
+    ngx_int_t          rc, legacy, added;
     ngx_str_t          reason;
     ngx_connection_t  *c;
 
@@ -254,8 +253,25 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
                                  now, &found, &timestamp, &skew);
 
     if (rc == VMESS_OK) {
+        ngx_stream_vmess_conf_user(ctx, vscf, found);
+
+    } else if (rc == VMESS_ERR_UNKNOWN_USER) {
+        /* not a configuration's user: maybe one the API added */
+        added = ngx_stream_vmess_runtime_find(s, ctx, vscf, now, &timestamp,
+                                              0);
+
+        if (added == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (added == NGX_OK) {
+            rc = VMESS_OK;
+        }
+    }
+
+    if (rc == VMESS_OK) {
         /* an expired or refused user before the zone keeps its AuthID */
-        rc = ngx_stream_vmess_user_found(s, ctx, vscf, found, timestamp);
+        rc = ngx_stream_vmess_user_found(s, ctx, vscf, timestamp);
 
         if (rc != NGX_DECLINED) {
             return rc;
@@ -288,7 +304,7 @@ ngx_stream_vmess_auth(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     }
 
     if (rc == VMESS_ERR_CLOCK_SKEW) {
-        ctx->user = found;
+        ngx_stream_vmess_conf_user(ctx, vscf, found);
         ctx->has_user = 1;
 
         p = ngx_snprintf(text, sizeof(text), "clock skew %L s", skew);
@@ -381,12 +397,19 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
 
     if (vmess_legacy_index_find(vscf->legacy_index, c->buffer->pos, now,
                                 &found, &timestamp)
-        != VMESS_OK)
+        == VMESS_OK)
     {
-        return NGX_DECLINED;
+        ngx_stream_vmess_conf_user(ctx, vscf, found);
+
+    } else {
+        rc = ngx_stream_vmess_runtime_find(s, ctx, vscf, now, &timestamp, 1);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
-    rc = ngx_stream_vmess_user_found(s, ctx, vscf, found, timestamp);
+    rc = ngx_stream_vmess_user_found(s, ctx, vscf, timestamp);
 
     if (rc != NGX_DECLINED) {
         return rc;
@@ -400,19 +423,18 @@ ngx_stream_vmess_auth_legacy(ngx_stream_session_t *s,
 
 
 /*
- * The user an AuthID or a legacy hash found is refused when its dynamic
- * port ID expired or the API refused it (disabled, quota, expiry);
- * NGX_DECLINED: the session goes on as this user.
+ * The user an AuthID or a legacy hash found (ctx->user, ctx->vuser) is
+ * refused when its dynamic port ID expired or the API refused it
+ * (disabled, quota, expiry); NGX_DECLINED: the session goes on as it.
  */
 
 static ngx_int_t
 ngx_stream_vmess_user_found(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
-    size_t found, int64_t timestamp)
+    int64_t timestamp)
 {
     ngx_int_t  rc;
 
-    ctx->user = found;
     ctx->timestamp = timestamp;
 
     if (vscf->detour) {
@@ -473,11 +495,12 @@ ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
     const char               *why;
     ngx_stream_vmess_stat_t  *st;
 
-    if (vscf->stats == NULL) {
+    st = ctx->user_stat;
+
+    if (st == NULL) {
         return NGX_DECLINED;
     }
 
-    st = &vscf->stats[ctx->user];
     why = ngx_stream_vmess_stats_refused(st);
 
     if (why == NULL) {
@@ -499,6 +522,18 @@ ngx_stream_vmess_auth_refused(ngx_stream_session_t *s,
 }
 
 
+/* the AuthID (or legacy hash) matched the configuration's user found */
+
+static void
+ngx_stream_vmess_conf_user(ngx_stream_vmess_ctx_t *ctx,
+    ngx_stream_vmess_srv_conf_t *vscf, ngx_uint_t found)
+{
+    ctx->user = found;
+    ctx->vuser = &vscf->users[found];
+    ctx->user_stat = vscf->stats ? &vscf->stats[found] : NULL;
+}
+
+
 static ngx_int_t
 ngx_stream_vmess_header(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_stream_vmess_srv_conf_t *vscf)
@@ -512,7 +547,7 @@ ngx_stream_vmess_header(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
 
     c = s->connection;
 
-    user = &vscf->users[ctx->user];
+    user = ctx->vuser;
     len = c->buffer->last - c->buffer->pos;
     consumed = 0;
 
@@ -665,9 +700,9 @@ ngx_stream_vmess_accept(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (vscf->stats) {
+    if (ctx->user_stat) {
         /* ended by the cleanup above */
-        ctx->stat = &vscf->stats[ctx->user];
+        ctx->stat = ctx->user_stat;
         ngx_stream_vmess_stats_start(ctx->stat, &ctx->live, c);
     }
 

@@ -9,8 +9,8 @@
  * a per-worker timer, every second while the worker has sessions of
  * counted users.  The same tick ends the sessions of users the API asked
  * to kill.  Nodes are found or created by the master when the zone is
- * initialised (at start and at every reload), so workers never allocate
- * in the zone.
+ * initialised (at start and at every reload); the stream workers never
+ * allocate in the zone (the API's POST users does, under its mutex).
  */
 
 #include "ngx_stream_vmess_module.h"
@@ -34,10 +34,16 @@ static void ngx_stream_vmess_stats_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_stream_vmess_stats_flush(ngx_stream_vmess_stat_t *st);
 static void ngx_stream_vmess_stats_timer(ngx_event_t *ev);
 static void ngx_stream_vmess_stats_kill(ngx_stream_vmess_stat_t *st);
+static ngx_int_t ngx_stream_vmess_stats_origins(ngx_slab_pool_t *shpool,
+    ngx_stream_vmess_stats_sh_t *sh, ngx_stream_vmess_main_conf_t *vmcf);
+static ngx_int_t ngx_stream_vmess_stats_file(ngx_slab_pool_t *shpool,
+    ngx_stream_vmess_server_sh_t *srv, ngx_str_t *file);
 
 
 /* this worker's slots that hold bytes not yet in the zone */
 static ngx_queue_t       ngx_stream_vmess_stats_dirty;
+static ngx_queue_t       ngx_stream_vmess_stats_busy;   /* slots with live
+                                                           sessions */
 static ngx_uint_t        ngx_stream_vmess_stats_live;   /* sessions here */
 static ngx_event_t       ngx_stream_vmess_stats_event;
 static ngx_connection_t  ngx_stream_vmess_stats_dummy;  /* ev->data for the
@@ -196,6 +202,109 @@ ngx_stream_vmess_stats_init_zone(ngx_slab_pool_t *shpool,
             return NGX_ERROR;
         }
     }
+
+    return ngx_stream_vmess_stats_origins(shpool, sh, vmcf);
+}
+
+
+/*
+ * A reload re-reads the user files, which hold what the API added: the
+ * configuration says again which users exist and where they come from,
+ * and every worker rebuilds its table of API users (now none).
+ */
+
+static ngx_int_t
+ngx_stream_vmess_stats_origins(ngx_slab_pool_t *shpool,
+    ngx_stream_vmess_stats_sh_t *sh, ngx_stream_vmess_main_conf_t *vmcf)
+{
+    ngx_int_t                       rc;
+    ngx_uint_t                      i, k;
+    ngx_queue_t                    *q;
+    ngx_stream_vmess_user_sh_t     *u;
+    ngx_stream_vmess_user_conf_t   *uc;
+    ngx_stream_vmess_srv_conf_t   **server;
+
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->users);
+         q != ngx_queue_sentinel(&sh->users);
+         q = ngx_queue_next(q))
+    {
+        u = ngx_queue_data(q, ngx_stream_vmess_user_sh_t, queue);
+
+        if (!u->outbound) {
+            u->from = 0;
+            u->removed = 1;
+        }
+    }
+
+    server = vmcf->servers.elts;
+
+    for (i = 0; i < vmcf->servers.nelts; i++) {
+        uc = server[i]->user_confs->elts;
+
+        for (k = 0; k < server[i]->nusers; k++) {
+            u = server[i]->stats[k].sh;
+            u->removed = 0;
+
+            if (uc[k].in_file && server[i]->user_file.len) {
+                u->from |= NGX_STREAM_VMESS_FROM_FILE;
+                u->server = server[i]->server_sh;
+                u->alter_ids = uc[k].alter_ids;
+
+            } else {
+                u->from |= NGX_STREAM_VMESS_FROM_CONF;
+            }
+        }
+
+        if (rc == NGX_OK) {
+            rc = ngx_stream_vmess_stats_file(shpool, server[i]->server_sh,
+                                             &server[i]->user_file);
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->generation, 1);
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return rc;
+}
+
+
+/* the server's user file name, NUL-ended, for the API to write */
+
+static ngx_int_t
+ngx_stream_vmess_stats_file(ngx_slab_pool_t *shpool,
+    ngx_stream_vmess_server_sh_t *srv, ngx_str_t *file)
+{
+    if (srv->file_len == file->len
+        && (file->len == 0
+            || ngx_memcmp(srv->file, file->data, file->len) == 0))
+    {
+        return NGX_OK;
+    }
+
+    if (srv->file) {
+        ngx_slab_free_locked(shpool, srv->file);
+        srv->file = NULL;
+        srv->file_len = 0;
+    }
+
+    if (file->len == 0) {
+        return NGX_OK;
+    }
+
+    srv->file = ngx_slab_alloc_locked(shpool, file->len + 1);
+    if (srv->file == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, ngx_cycle->log, 0,
+                      "vmess: no room for the name of %V", file);
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(srv->file, file->data, file->len) = '\0';
+    srv->file_len = file->len;
 
     return NGX_OK;
 }
@@ -389,6 +498,10 @@ ngx_stream_vmess_stats_refused(ngx_stream_vmess_stat_t *st)
 
     u = st->sh;
 
+    if (u->removed) {
+        return "removed";
+    }
+
     if (u->disabled) {
         return "disabled";
     }
@@ -418,13 +531,11 @@ ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st,
 
     st->sh->last_seen = ngx_time();
 
-    live->connection = c;
-    ngx_queue_insert_tail(&st->live, &live->queue);
-
     ev = &ngx_stream_vmess_stats_event;
 
     if (ngx_stream_vmess_stats_dirty.next == NULL) {
         ngx_queue_init(&ngx_stream_vmess_stats_dirty);
+        ngx_queue_init(&ngx_stream_vmess_stats_busy);
 
         ngx_stream_vmess_stats_dummy.fd = (ngx_socket_t) -1;
         ev->data = &ngx_stream_vmess_stats_dummy;
@@ -432,6 +543,13 @@ ngx_stream_vmess_stats_start(ngx_stream_vmess_stat_t *st,
         ev->log = ngx_cycle->log;
         ev->cancelable = 1;
     }
+
+    if (ngx_queue_empty(&st->live)) {
+        ngx_queue_insert_tail(&ngx_stream_vmess_stats_busy, &st->busy);
+    }
+
+    live->connection = c;
+    ngx_queue_insert_tail(&st->live, &live->queue);
 
     if (ngx_stream_vmess_stats_live++ == 0 && !ev->timer_set) {
         ngx_add_timer(ev, NGX_STREAM_VMESS_STATS_MSEC);
@@ -473,6 +591,10 @@ ngx_stream_vmess_stats_end(ngx_stream_vmess_stat_t *st,
 
     ngx_queue_remove(&live->queue);
     ngx_stream_vmess_stats_live--;
+
+    if (ngx_queue_empty(&st->live)) {
+        ngx_queue_remove(&st->busy);
+    }
 }
 
 
@@ -528,10 +650,8 @@ ngx_stream_vmess_stats_flush(ngx_stream_vmess_stat_t *st)
 static void
 ngx_stream_vmess_stats_timer(ngx_event_t *ev)
 {
-    ngx_uint_t                     i;
-    ngx_queue_t                   *q;
-    ngx_stream_vmess_stat_t       *st, **slot;
-    ngx_stream_vmess_main_conf_t  *vmcf;
+    ngx_queue_t              *q;
+    ngx_stream_vmess_stat_t  *st;
 
     while (!ngx_queue_empty(&ngx_stream_vmess_stats_dirty)) {
         q = ngx_queue_head(&ngx_stream_vmess_stats_dirty);
@@ -540,13 +660,14 @@ ngx_stream_vmess_stats_timer(ngx_event_t *ev)
         ngx_stream_vmess_stats_flush(st);
     }
 
-    vmcf = ngx_stream_cycle_get_module_main_conf(ngx_cycle,
-                                                 ngx_stream_vmess_module);
-    slot = vmcf->stats.elts;
+    for (q = ngx_queue_head(&ngx_stream_vmess_stats_busy);
+         q != ngx_queue_sentinel(&ngx_stream_vmess_stats_busy);
+         q = ngx_queue_next(q))
+    {
+        st = ngx_queue_data(q, ngx_stream_vmess_stat_t, busy);
 
-    for (i = 0; i < vmcf->stats.nelts; i++) {
-        if (slot[i]->killed != slot[i]->sh->kill) {
-            ngx_stream_vmess_stats_kill(slot[i]);
+        if (st->killed != st->sh->kill) {
+            ngx_stream_vmess_stats_kill(st);
         }
     }
 

@@ -57,6 +57,11 @@ ngx_stream_vmess_user_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* the API keeps the users it adds in the server's first file */
+    if (vscf->user_file.len == 0) {
+        vscf->user_file = name;
+    }
+
     return ngx_stream_vmess_parse_user_lines(cf, vscf, &name, &text);
 }
 
@@ -138,9 +143,10 @@ static char *
 ngx_stream_vmess_parse_user_lines(ngx_conf_t *cf,
     ngx_stream_vmess_srv_conf_t *vscf, ngx_str_t *name, ngx_str_t *text)
 {
-    u_char      *p, *last, *eol;
-    ngx_str_t    field[4];
-    ngx_uint_t   line, nf;
+    u_char                        *p, *last, *eol;
+    ngx_str_t                      field[4];
+    ngx_uint_t                     line, nf;
+    ngx_stream_vmess_user_conf_t  *uc;
 
     p = text->data;
     last = p + text->len;
@@ -200,6 +206,11 @@ ngx_stream_vmess_parse_user_lines(ngx_conf_t *cf,
             != NGX_CONF_OK)
         {
             return NGX_CONF_ERROR;
+        }
+
+        if (name->data == vscf->user_file.data) {
+            uc = vscf->user_confs->elts;
+            uc[vscf->user_confs->nelts - 1].in_file = 1;
         }
     }
 

@@ -67,7 +67,6 @@ ngx_stream_vmess_variable(ngx_stream_session_t *s,
 {
     ngx_str_t                     *value;
     ngx_stream_vmess_ctx_t        *ctx;
-    ngx_stream_vmess_srv_conf_t   *vscf;
     ngx_stream_vmess_user_conf_t  *uc;
 
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_vmess_module);
@@ -88,8 +87,7 @@ ngx_stream_vmess_variable(ngx_stream_session_t *s,
             break;
         }
 
-        vscf = ngx_stream_get_module_srv_conf(s, ngx_stream_vmess_module);
-        uc = vscf->users[ctx->user].data;
+        uc = ctx->vuser->data;
 
         value = (data == NGX_STREAM_VMESS_VAR_USER) ? &uc->name : &uc->uuid;
         break;

@@ -172,17 +172,21 @@ is(sessions('alice', 1), 1, 'a later expiry lets alice in');
 
 # bad requests: status and JSON error
 my @bad = (
-    ['{"enabled": fals}', 400, '"enabled" and "kill" take true or false'],
+    ['{"enabled": fals}', 400,
+     '\\"enabled\\" and \\"kill\\" take true or false'],
     ['{"enabled": true', 400, 'malformed JSON'],
     ['not json', 400, 'malformed JSON'],
     ['{"enabled": true} x', 400, 'malformed JSON'],
     ['{"colour": "red"}', 400, 'unknown field'],
     ['{"quota_bytes": -1}', 400,
-     '"quota_bytes" and "expire" take an integer 0 or more'],
+     '\\"quota_bytes\\", \\"expire\\" and \\"alter_id\\" take an integer '
+     . '0 or more'],
     ['{"expire": "tomorrow"}', 400,
-     '"quota_bytes" and "expire" take an integer 0 or more'],
+     '\\"quota_bytes\\", \\"expire\\" and \\"alter_id\\" take an integer '
+     . '0 or more'],
     ['{"quota_bytes": 99999999999999999999}', 400,
-     '"quota_bytes" and "expire" take an integer 0 or more'],
+     '\\"quota_bytes\\", \\"expire\\" and \\"alter_id\\" take an integer '
+     . '0 or more'],
 );
 for my $b (@bad) {
     my ($json, $want, $err) = @$b;
@@ -202,11 +206,12 @@ is_deeply([$code, $body], [411, qq({"error":"length required"}\n)],
 is_deeply([$code, $body], [404, qq({"error":"unknown user"}\n)],
           'unknown user: 404');
 ($code, $body) = api('users', '-X', 'POST', '--data-binary', '{}');
-is_deeply([$code, $body], [405, qq({"error":"method not allowed"}\n)],
-          'POST on the list: 405');
+is_deeply([$code, $body], [400, qq({"error":"\\"id\\" is required"}\n)],
+          'POST on the list without an id: 400');
 ($code, $body) = api('users/alice', '-X', 'DELETE');
-is_deeply([$code, $body], [405, qq({"error":"method not allowed"}\n)],
-          'DELETE: 405');
+is_deeply([$code, $body],
+          [409, qq({"error":"the user is in the configuration (vmess_user)"}\n)],
+          'DELETE of a vmess_user: 409');
 ($code, $body) = api('users/alice', '-X', 'BREW');
 is($code, 405, 'an unknown verb: 405');
 ($code, $body) = api('users/alice');

@@ -1,18 +1,23 @@
 # 2. handshakes: new authenticated sessions per server CPU second, the
 # module next to v2ray, with 1, 1,000 and 10,000 users, the client the last
-# one of the list.
+# one of the list; at 10,000 also the module with 5,000 of them added
+# through the HTTP API (the client among those).
 package VmessBench::Handshakes;
 
 use strict;
 use warnings;
 
 use Exporter 'import';
+use IO::Socket::INET;
 
 use VmessBench::Load qw/handshakes_cmd handshakes_run/;
 use VmessBench::Proc qw/stop free_port cpu_seconds/;
 use VmessBench::Servers qw/nginx_start nginx_stop v2ray_start v2ray_stop
                            target/;
 use VmessBench::Util qw/progress note write_file random_uuid/;
+
+# the users added through the API at 10,000 users
+use constant API_USERS => 5000;
 
 our @EXPORT_OK = qw/handshakes/;
 
@@ -47,14 +52,17 @@ sub handshakes_users {
                            vmess => [[$mport, 16]], users => $file);
     my $v2 = v2ray_start($ctx, "hs-v2ray-$n", $vport, \@ids,
                          $ctx->{v2ray_access_log});
+    my ($api, $aport) = $n > API_USERS ? api_server($ctx, $n, \@ids) : ();
 
     # scalar: a failed warm-up is an undef entry, not a shifted list
     my %prep = (
         module => scalar handshakes_prepare($ctx, $ours, $mport, $echo1),
-        v2ray => scalar handshakes_prepare($ctx, $v2, $vport, $echo2));
+        v2ray => scalar handshakes_prepare($ctx, $v2, $vport, $echo2),
+        $api ? (api => scalar handshakes_prepare($ctx, $api, $aport, $echo1))
+             : ());
     my %runs;
     for my $round (1 .. $ctx->{hs_reps}) {
-        for my $who (qw/module v2ray/) {
+        for my $who (qw/module v2ray api/) {
             next unless $prep{$who};
             my $r = handshakes_one($ctx, $prep{$who}) or next;
             push @{$runs{$who}}, $r;
@@ -69,11 +77,66 @@ sub handshakes_users {
     }
 
     nginx_stop($ours);
+    nginx_stop($api) if $api;
     v2ray_stop($v2);
     stop($echo1_pid);
     stop($echo2_pid);
     return \%hs;
 }
+
+# the module with the first n - API_USERS users in its file and the rest
+# (the client last) added through the API: (server, its vmess port)
+sub api_server {
+    my ($ctx, $n, $ids) = @_;
+    my $d = "$ctx->{dir}/hs-api-users";
+    mkdir $d;
+    chmod 0777, $d;     # the workers rewrite the file
+    my $file = "$d/users";
+    write_file($file,
+               join('', map { "$_\n" } @$ids[0 .. $n - API_USERS - 1]));
+    chmod 0666, $file;
+    my ($port, $aport) = (free_port(), free_port());
+    my $srv = nginx_start($ctx, name => "hs-api-$n", workers => 1,
+                          vmess => [[$port, 16]], users => $file,
+                          api => $aport);
+    my $added = api_add($aport, @$ids[$n - API_USERS .. $n - 1]);
+    if ($added != API_USERS) {
+        note("handshakes: $added of " . API_USERS . " users added through "
+             . 'the API');
+        nginx_stop($srv);
+        return;
+    }
+    return ($srv, $port);
+}
+
+# POST users for each id, 500 on a keep-alive connection (nginx's
+# keepalive_requests is 1000): how many got 201
+sub api_add {
+    my ($aport, @ids) = @_;
+    my ($s, $ok) = (undef, 0);
+    for my $i (0 .. $#ids) {
+        $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$aport")
+            or return $ok
+            if $i % 500 == 0;
+        my $body = qq({"id":"$ids[$i]"});
+        syswrite $s, "POST /vmess/users HTTP/1.1\r\nHost: bench\r\n"
+            . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) {
+            sysread($s, my $buf, 1) or return $ok;
+            $head .= $buf;
+        }
+        my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+        my $got = 0;
+        while ($got < ($len // 0)) {
+            my $k = sysread($s, my $buf, $len - $got) or return $ok;
+            $got += $k;
+        }
+        $ok++ if $head =~ m{^HTTP/1\.1 201};
+    }
+    return $ok;
+}
+
 
 # warm-up, then a short run to size the measured ones to ~hs_seconds
 sub handshakes_prepare {

@@ -558,6 +558,13 @@ sub handshakes_section {
                 $_ ? sprintf('%.0f-%.0f', $_->{min}, $_->{max}) : 'n/a'
             } $m, $v);
     }
+    my ($all, $api) = @{$R->{hs}{10000} // {}}{qw/module api/};
+    $r .= sprintf "\nWith 10,000 users of which 5,000 were added through "
+        . "the HTTP API (the client among those): %.0f sessions per CPU "
+        . "second, %.0f per second (all 10,000 from the file: %s).\n",
+        $api->{per_cpu}, $api->{per_s},
+        $all ? sprintf('%.0f', $all->{per_cpu}) : 'n/a'
+        if $api;
     return "$r\n";
 }
 

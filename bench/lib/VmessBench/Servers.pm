@@ -21,7 +21,7 @@ my $stream_so = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 # %o: name, workers, conns (worker_connections), vmess => [[port, buf,
 # vmess_stats (on by default)],..] with users (file name) or the one uuid;
-# plain => [[port, buf, up],..]
+# plain => [[port, buf, up],..]; api => port: the vmess_api on it
 sub nginx_start {
     my ($ctx, %o) = @_;
     my $d = "$ctx->{dir}/$o{name}";
@@ -84,13 +84,27 @@ EOF
     }
     my $zone = $o{vmess} ? "    vmess_zone vmess:64m;\n" : '';
     my $conns = $o{conns} // 1024;
+    my $http = '';
+    if ($o{api}) {
+        push @ports, $o{api};
+        $http = <<"EOF";
+http {
+    access_log off;
+    client_body_temp_path $d/body;
+    server {
+        listen 127.0.0.1:$o{api};
+        location /vmess/ { vmess_api zone=vmess; }
+    }
+}
+EOF
+    }
     my $conf = <<"EOF";
 ${load}daemon off;
 worker_processes $o{workers};
 error_log $d/error.log warn;
 pid $d/nginx.pid;
 events { worker_connections $conns; }
-stream {
+${http}stream {
 $zone$servers}
 EOF
     return ($conf, @ports);
