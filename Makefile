@@ -10,7 +10,9 @@
 #   make bench-core   codec throughput next to bare OpenSSL EVP loops
 #   make bench        server CPU, handshakes and memory against v2ray and
 #                     plain nginx; writes bench/RESULTS.md
-#   make fuzz         each libFuzzer harness for FUZZ_SECONDS (60)
+#   make fuzz         each libFuzzer harness for FUZZ_SECONDS (60) or
+#                     FUZZ_RUNS executions; FUZZ_KEEP=1 keeps the corpus
+#                     it grew and records the run in fuzz/RUNS.md
 #   make deb          libnginx-mod-stream-vmess_<ver>_<arch>.deb in objs/, the
 #                     way Debian packages its nginx modules; lintian on it
 #   make asan         nginx + module built with ASan+UBSan from Debian's
@@ -174,7 +176,7 @@ deb: deps
 FUZZ_SECONDS ?= 60
 
 fuzz: deps
-	fuzz/run $(FUZZ_SECONDS)
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_KEEP=$(FUZZ_KEEP) fuzz/run $(FUZZ_SECONDS)
 
 ASAN_WORK  := $(OBJS)/asan
 
