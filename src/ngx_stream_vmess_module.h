@@ -471,6 +471,7 @@ struct ngx_stream_vmess_own_s {
     ngx_uint_t                      dropped_over;
     ngx_stream_vmess_sub_t         *cur;        /* owner of frame data */
     ngx_stream_vmess_sub_t         *paused;     /* its buffer is full */
+    ngx_uint_t                      ended_id;   /* the last one we ended */
     vmess_mux_reader_t              reader;
     vmess_mux_frame_t               frame;
     ngx_stream_vmess_dir_t          out;        /* to the client */
@@ -480,6 +481,7 @@ struct ngx_stream_vmess_own_s {
     unsigned                        finishing:1;
     unsigned                        error:1;
     unsigned                        drops_logged:1;
+    unsigned                        ended:1;    /* ended_id is set */
 };
 
 

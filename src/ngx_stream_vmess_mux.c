@@ -231,6 +231,10 @@ ngx_stream_vmess_mux_frame(ngx_stream_vmess_own_t *own)
             return ngx_stream_vmess_mux_end_frame(own, f->session_id, 1);
         }
 
+        if (own->ended && own->ended_id == f->session_id) {
+            own->ended = 0;
+        }
+
         sub = ngx_stream_vmess_sub_create(own, f->session_id,
                                           f->network == VMESS_MUX_NET_UDP);
         if (sub == NULL) {
@@ -243,6 +247,11 @@ ngx_stream_vmess_mux_frame(ngx_stream_vmess_own_t *own)
         return ngx_stream_vmess_mux_target(sub, f);
 
     case VMESS_MUX_KEEP:
+
+        if (sub == NULL && own->ended && own->ended_id == f->session_id) {
+            /* sent before our End reached the client: discarded */
+            return NGX_OK;
+        }
 
         if (sub == NULL) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
@@ -498,6 +507,9 @@ ngx_stream_vmess_mux_fail(ngx_stream_vmess_sub_t *sub, ngx_uint_t error)
     own = sub->own;
 
     if (!sub->end) {
+        own->ended_id = sub->id;
+        own->ended = 1;
+
         if (ngx_stream_vmess_mux_end_frame(own, sub->id, error) != NGX_OK) {
             /* the write handler closes the connection */
             own->error = 1;
