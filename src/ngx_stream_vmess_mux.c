@@ -580,6 +580,22 @@ ngx_stream_vmess_mux_stalled(ngx_event_t *ev)
     sub = ev->data;
     c = sub->own->session->connection;
 
+    /*
+     * the kernel signals a full socket writable only once much of its send
+     * buffer is free: a slow reader may have taken bytes with no write
+     * event yet, so try to write before calling it a stall
+     */
+
+    if (ngx_stream_vmess_sub_flush(sub) == NGX_ERROR) {
+        ngx_stream_vmess_mux_fail(sub, 1);
+        return;
+    }
+
+    if (sub->own->paused != sub) {
+        /* bytes taken: the reader goes on */
+        return;
+    }
+
     if (sub->name.len) {
         target = sub->name;
 

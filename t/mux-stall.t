@@ -4,7 +4,7 @@
 # then 1 MiB for 2, in one connection: 1 is ended after
 # vmess_mux_stall_timeout (End with the error option, logged with the
 # bytes waiting) and 2's 1 MiB comes back intact.  The control: a target
-# that reads slowly but steadily gets all its 2 MiB, its sub-session is
+# that reads slowly but steadily gets all its 8 MiB, its sub-session is
 # not ended.  UDP: a client that never reads while the target floods
 # datagrams: they are dropped and counted (log line, $vmess_udp_dropped),
 # the workers' RSS stays bounded.
@@ -40,6 +40,15 @@ stream {
         proxy_pass $vmess_target;
         access_log %%TESTDIR%%/access.log vmess;
     }
+    server {
+        listen 127.0.0.1:%%PORT_control%%;
+        vmess on;
+        vmess_user ALICE;
+        vmess_allow_private on;
+        vmess_mux_stall_timeout 1s;
+        proxy_pass $vmess_target;
+        access_log %%TESTDIR%%/access.log vmess;
+    }
 }
 EOF
 $t->run();
@@ -56,16 +65,20 @@ my @held;
 while (my $c = $ls->accept()) { push @held, $c }
 HOLD
 
-# reads 16 KiB every 50 ms (2 MiB take 6.5 s, paused past the timeout); at EOF writes "bytes sha256" to slow.out
+# reads 64 KiB every 50 ms through a 64 KiB receive buffer: 8 MiB take
+# 6.5 s, the last 3 s or more (once the kernel's buffers are full) paused
+# on a full sub-session buffer, never 1 s without a byte taken; at EOF
+# writes "bytes sha256" to slow.out
 my $slow = $t->daemon('perl', '-MIO::Socket::INET', '-MDigest::SHA',
-                      '-MTime::HiRes=sleep', '-e', <<"SLOW");
+                      '-MSocket', '-MTime::HiRes=sleep', '-e', <<"SLOW");
 my \$ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 16)
     or die;
+\$ls->setsockopt(SOL_SOCKET, SO_RCVBUF, 65536) or die;
 \$| = 1;
 print "listening ", \$ls->sockport(), "\\n";
 my \$c = \$ls->accept() or die;
 my (\$n, \$sha) = (0, Digest::SHA->new(256));
-while (my \$k = sysread(\$c, my \$buf, 16384)) {
+while (my \$k = sysread(\$c, my \$buf, 65536)) {
     \$n += \$k;
     \$sha->add(\$buf);
     sleep 0.05;
@@ -139,14 +152,15 @@ sub keeps {
 # frames, then silence; returns its pid
 my $run = 0;
 sub raw_mux {
-    my ($bytes, $wait) = @_;
+    my ($bytes, $wait, $server) = @_;
+    $server //= $t->port('vmess');
     $run++;
     write_file("$dir/in$run", $bytes);
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
         setpgrp(0, 0);
         exec('sh', '-c', "(cat $dir/in$run; sleep $wait) | $t->{client} "
-             . "-s 127.0.0.1:" . $t->port('vmess') . " -u $alice "
+             . "-s 127.0.0.1:$server -u $alice "
              . "--command 3 --timeout 30 raw >$dir/out$run 2>$dir/err$run")
             or exit 1;
     }
@@ -194,12 +208,13 @@ is(scalar(grep { $_->[0] == 1 && $_->[1] == 3 } @$f), 1,
    'mux: and without an End frame each');
 stop_client($pid);
 
-# the control: a slow but steady reader is not ended
-my $to_slow = random_bytes(2 * 1048576);
+# the control: a slow but steady reader is not ended, on a server with
+# vmess_mux_stall_timeout 1s (20 times the reader's pause)
+my $to_slow = random_bytes(8 * 1048576);
 $start = time();
 $pid = raw_mux(frame(1, 1, port => $slow) . frame(2, 1, port => $echo)
                . keeps(1, $to_slow) . frame(1, 3)
-               . keeps(2, 'after the slow one'), 30);
+               . keeps(2, 'after the slow one'), 30, $t->port('control'));
 my $slow_out = '';
 while (time() - $start < 25) {
     $slow_out = read_file("$dir/slow.out");
@@ -209,7 +224,7 @@ while (time() - $start < 25) {
 diag(sprintf 'slow reader: %s after %.1f s', $slow_out =~ s/\s+$//r,
      time() - $start);
 is($slow_out, length($to_slow) . ' ' . sha256_hex($to_slow) . "\n",
-   'mux: a slow but steady target gets all its 2 MiB');
+   'mux: a slow but steady target gets all its 8 MiB');
 $f = [frames(read_file("$dir/out$run"))];
 is(data_of($f, 2), 'after the slow one', 'mux: and the other one echoes');
 my $stalls = () = $t->error_log() =~ /upstream took no byte/g;
