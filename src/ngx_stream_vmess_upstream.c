@@ -15,9 +15,13 @@
  *
  * Backpressure: a mux sub-session buffers up to SUB_BUF bytes for its
  * upstream; when the buffer of the frame being read is full, reading
- * from the client pauses until it drains (the mux's own head-of-line
- * rule, as in v2ray).  When all client output buffers are in flight,
- * upstream reads pause; datagrams are never held back but dropped.
+ * from the client pauses until it drains.  Mux.Cool has no flow control
+ * per sub-session, so that pause holds all of them: one whose upstream
+ * takes no byte for vmess_mux_stall_timeout is ended (the mux mode's
+ * stall timer), and the others go on.  When all client output buffers
+ * are in flight, TCP upstream reads pause; datagrams are never held
+ * back: they are read and dropped, and counted, as are those the
+ * target's socket refuses.
  */
 
 #include "ngx_stream_vmess_module.h"

@@ -94,7 +94,8 @@ sub frame {
     my ($sid, $status, %o) = @_;
     my $opt = ($o{opt} // 0) | (defined $o{data} ? 1 : 0);
     my $meta = pack('nCC', $sid, $status, $opt);
-    $meta .= pack('CnCC4', 1, $o{port}, 1, 127, 0, 0, 1) if $status == 1;
+    $meta .= pack('CnCC4', $o{udp} ? 2 : 1, $o{port}, 1, 127, 0, 0, 1)
+        if $status == 1;
     my $f = pack('n', length $meta) . $meta;
     $f .= pack('n', length $o{data}) . $o{data} if defined $o{data};
     return $f;
@@ -234,18 +235,21 @@ ok(!(grep { $_->[0] == 1 && $_->[1] == 3 && ($_->[2] & 2) } @$f),
 stop_client($pid);
 
 # UDP: a client that never reads.  The bridge forwards the client's bytes
-# to nginx and never reads nginx's answer; the target answers the first
-# datagram with 20,000 of 1,000 bytes.
+# to nginx and never reads nginx's answer (it closes both at the client's
+# EOF); the target answers each datagram with 20,000 of 1,000 bytes.
 my $bridge = $t->daemon('perl', '-MIO::Socket::INET', '-e', <<"BRIDGE");
 my \$ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0', Listen => 4)
     or die;
 \$| = 1;
 print "listening ", \$ls->sockport(), "\\n";
-my \$c = \$ls->accept() or die;
-my \$up = IO::Socket::INET->new(PeerAddr => '127.0.0.1:@{[$t->port('vmess')]}')
-    or die;
-while (sysread(\$c, my \$buf, 65536)) { syswrite(\$up, \$buf) }
-sleep 60;
+\$SIG{CHLD} = 'IGNORE';
+while (my \$c = \$ls->accept()) {
+    next if fork();
+    my \$up = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1:@{[$t->port('vmess')]}') or die;
+    while (sysread(\$c, my \$buf, 65536)) { syswrite(\$up, \$buf) }
+    exit 0;
+}
 BRIDGE
 my $flood = $t->daemon('perl', '-MIO::Socket::INET', '-MTime::HiRes=sleep',
                        '-e', <<'FLOOD');
@@ -253,49 +257,78 @@ my $s = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
     or die;
 $| = 1;
 print "listening ", $s->sockport(), "\n";
-my $peer = $s->recv(my $d, 65536);
-for my $i (1 .. 20000) {
-    $s->send(pack('N', $i) . ('d' x 996), 0, $peer);
-    sleep 0.001 if $i % 50 == 0;
+while (my $peer = $s->recv(my $d, 65536)) {
+    for my $i (1 .. 20000) {
+        $s->send(pack('N', $i) . ('d' x 996), 0, $peer);
+        sleep 0.001 if $i % 50 == 0;
+    }
 }
-sleep 60;
 FLOOD
 
-my $base = $t->workers_rss();
-$pid = fork() // die "fork: $!";
-if ($pid == 0) {
-    setpgrp(0, 0);
-    exec('sh', '-c', "(echo datagram; sleep 30) | $t->{client} "
-         . "-s 127.0.0.1:$bridge -u $alice -t 127.0.0.1:$flood --udp "
-         . "--timeout 30 raw >/dev/null 2>&1") or exit 1;
+my $drops = qr/vmess: udp datagrams dropped: (\d+) to the client \(client not reading\), (\d+) to the target \(send buffer full\), (\d+) to the target \(sent while it was resolved\), (\d+) over 2048 bytes/;
+
+# runs one flooded session (sh command line of the client) for up to
+# $hold s (the UDP command ends by itself after vmess_udp_timeout, a mux
+# connection when the client is stopped); returns the counts of the
+# $lines-th drop line and the workers' RSS growth at peak, KiB
+sub flooded {
+    my ($cmd, $lines, $hold) = @_;
+    my $base = $t->workers_rss();
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        exec('sh', '-c', $cmd) or exit 1;
+    }
+    my ($peak, @all) = (0);
+    my $start = time();
+    while (time() - $start < $hold) {
+        my $r = $t->workers_rss();
+        $peak = $r if $r > $peak;
+        @all = $t->error_log() =~ /$drops/g;
+        last if @all >= 4 * $lines;
+        sleep 0.1;
+    }
+    stop_client($pid);
+    $start = time();
+    while (@all < 4 * $lines && time() - $start < 5) {
+        sleep 0.1;
+        @all = $t->error_log() =~ /$drops/g;
+    }
+    return ([@all[4 * ($lines - 1) .. 4 * $lines - 1]], $peak - $base);
 }
-my $peak = 0;
-my $line;
-$start = time();
-while (time() - $start < 30) {
-    my $r = $t->workers_rss();
-    $peak = $r if $r > $peak;
-    $line = $t->wait_log(qr/vmess: udp datagrams dropped: (\d+) to the client \(client not reading\), (\d+) to the target \(send buffer full\), (\d+) to the target \(sent while it was resolved\), (\d+) over 2048 bytes/, 0.25);
-    last if $line;
-}
-stop_client($pid);
-my $log = $t->error_log();
-my @n = $log =~ /vmess: udp datagrams dropped: (\d+) to the client \(client not reading\), (\d+) to the target \(send buffer full\), (\d+) to the target \(sent while it was resolved\), (\d+) over 2048 bytes/;
-my $grew = $peak - $base;
-diag(sprintf 'udp flood, client not reading: workers +%d KiB at peak; '
-     . 'dropped %s', $grew, @n ? join('/', @n) : 'no line');
-ok(@n && $n[0] > 0, "udp: the drops to the client logged (@n[0 .. 0])");
+
 my $bound = $t->sanitized() ? 32768 : 8192;
-ok($grew < $bound, "udp: workers' RSS +$grew KiB (< $bound KiB)");
+my %dropped;
+for my $case (
+    ['udp', "(echo datagram; sleep 30) | $t->{client} -s 127.0.0.1:$bridge "
+     . "-u $alice -t 127.0.0.1:$flood --udp --timeout 30 raw"],
+    ['mux', "(cat $dir/udp-mux; sleep 30) | $t->{client} "
+     . "-s 127.0.0.1:$bridge -u $alice --command 3 --timeout 30 raw"])
+{
+    my ($name, $cmd) = @$case;
+    # mux: the UDP sub-session ends after vmess_udp_timeout, then the
+    # client is stopped and the bridge closes the connection
+    write_file("$dir/udp-mux", frame(1, 1, port => $flood, udp => 1,
+                                     data => 'datagram'));
+    my ($n, $grew) = $name eq 'udp' ? flooded("$cmd >/dev/null 2>&1", 1, 30)
+                                    : flooded("$cmd >/dev/null 2>&1", 2, 6);
+    diag(sprintf '%s flood, client not reading: workers +%d KiB at peak; '
+         . 'dropped %s', $name, $grew, join('/', map { $_ // '-' } @$n));
+    ok(($n->[0] // 0) > 0, "$name: the drops to the client logged, by "
+       . 'reason (' . ($n->[0] // 'no line') . ')');
+    ok($grew < $bound, "$name: workers' RSS +$grew KiB (< $bound KiB)");
+    $dropped{$name} = 0;
+    $dropped{$name} += $_ // 0 for @$n;
+}
 
 $t->stop();
-my @udp = grep { /^ok\|udp\|/ } split /\n/, read_file("$dir/access.log");
-my $total = 0;
-$total += $_ for @n;
-is(scalar(@udp), 1, 'udp: one access log line');
-is(($udp[0] // '') =~ /\|(\d+)$/ ? $1 : -1, $total,
-   '$vmess_udp_dropped equals the counts logged');
-like(read_file("$dir/access.log"), qr/^ok\|mux\|0$/m,
+my $access = read_file("$dir/access.log");
+my @udp = $access =~ /^ok\|udp\|(\d+)$/mg;
+is("@udp", $dropped{udp},
+   'udp: $vmess_udp_dropped in the access log equals the counts logged');
+ok(scalar(grep { $_ == $dropped{mux} } $access =~ /^ok\|mux\|(\d+)$/mg),
+   'mux: $vmess_udp_dropped in the access log equals the counts logged');
+like($access, qr/^ok\|mux\|0$/m,
      '$vmess_udp_dropped is 0 for a mux session without drops');
 
 $t->finish();
