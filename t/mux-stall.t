@@ -195,8 +195,10 @@ ok(length $b_back == length $to_b && sha256_hex($b_back) eq sha256_hex($to_b),
    'mux: 1 MiB of sub-session 2 echoed intact behind a stalled one')
     or diag(sprintf 'got %d of %d bytes; %s', length $b_back, length $to_b,
             read_file("$dir/err$run"));
-ok($took > 0 && $took < 2 + 5,
-   sprintf 'mux: it came back within the stall timeout + 5 s (%.1f s)',
+# the first period may end with bytes taken after all (the kernel's
+# buffers for the target grow a little): then the second one ends it
+ok($took > 0 && $took < 2 * 2 + 5,
+   sprintf 'mux: it came back within two stall timeouts + 5 s (%.1f s)',
    $took);
 diag(sprintf 'stalled: sub-session 2 echoed 1 MiB in %.2f s', $took);
 ok((grep { $_->[0] == 1 && $_->[1] == 3 && ($_->[2] & 2) } @$f),
