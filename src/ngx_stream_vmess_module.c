@@ -144,6 +144,13 @@ static ngx_command_t  ngx_stream_vmess_commands[] = {
       offsetof(ngx_stream_vmess_srv_conf_t, mux_timeout),
       NULL },
 
+    { ngx_string("vmess_mux_stall_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_vmess_srv_conf_t, mux_stall_timeout),
+      NULL },
+
     { ngx_string("vmess_udp_timeout"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -350,6 +357,7 @@ ngx_stream_vmess_create_srv_conf(ngx_conf_t *cf)
     conf->security = NGX_CONF_UNSET_UINT;
     conf->mux_sessions = NGX_CONF_UNSET_UINT;
     conf->mux_timeout = NGX_CONF_UNSET_MSEC;
+    conf->mux_stall_timeout = NGX_CONF_UNSET_MSEC;
     conf->udp_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
@@ -375,6 +383,8 @@ ngx_stream_vmess_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->fallback, prev->fallback, "");
     ngx_conf_merge_uint_value(conf->mux_sessions, prev->mux_sessions, 128);
     ngx_conf_merge_msec_value(conf->mux_timeout, prev->mux_timeout, 300000);
+    ngx_conf_merge_msec_value(conf->mux_stall_timeout,
+                              prev->mux_stall_timeout, 5000);
     ngx_conf_merge_msec_value(conf->udp_timeout, prev->udp_timeout, 60000);
 
     if (conf->enable && ngx_stream_vmess_dynamic_detour(cf, conf) != NGX_OK) {

@@ -234,6 +234,7 @@ typedef struct {
     ngx_uint_t                      security;
     ngx_uint_t                      mux_sessions;
     ngx_msec_t                      mux_timeout;
+    ngx_msec_t                      mux_stall_timeout;
     ngx_msec_t                      udp_timeout;
     ngx_stream_content_handler_pt   content_handler;    /* proxy_pass */
 
@@ -438,6 +439,7 @@ struct ngx_stream_vmess_sub_s {
     ngx_peer_connection_t           peer;
     ngx_resolver_ctx_t             *rctx;
     ngx_buf_t                      *out;        /* to the upstream */
+    ngx_event_t                     stall;      /* timer: out is full */
     ngx_str_t                       host;
     ngx_str_t                       name;       /* addr:port */
     in_port_t                       port;
@@ -461,9 +463,15 @@ struct ngx_stream_vmess_own_s {
     ngx_queue_t                     subs;
     ngx_uint_t                      nsubs;
     ngx_uint_t                      opened;     /* $vmess_mux_sessions */
-    ngx_uint_t                      dropped;    /* datagrams > 2048 */
+    /* datagrams dropped: the client's output full, send() EAGAIN, sent
+     * while the target was resolved, over VMESS_UDP_PAYLOAD_MAX */
+    ngx_uint_t                      dropped_client;
+    ngx_uint_t                      dropped_target;
+    ngx_uint_t                      dropped_early;
+    ngx_uint_t                      dropped_over;
     ngx_stream_vmess_sub_t         *cur;        /* owner of frame data */
     ngx_stream_vmess_sub_t         *paused;     /* its buffer is full */
+    ngx_uint_t                      ended_id;   /* the last one we ended */
     vmess_mux_reader_t              reader;
     vmess_mux_frame_t               frame;
     ngx_stream_vmess_dir_t          out;        /* to the client */
@@ -472,6 +480,8 @@ struct ngx_stream_vmess_own_s {
     unsigned                        blocked:1;  /* no output buffer */
     unsigned                        finishing:1;
     unsigned                        error:1;
+    unsigned                        drops_logged:1;
+    unsigned                        ended:1;    /* ended_id is set */
 };
 
 
@@ -711,6 +721,7 @@ ngx_stream_vmess_sub_t *ngx_stream_vmess_sub_create(
 ngx_int_t ngx_stream_vmess_sub_connect(ngx_stream_vmess_sub_t *sub);
 ngx_int_t ngx_stream_vmess_sub_flush(ngx_stream_vmess_sub_t *sub);
 void ngx_stream_vmess_sub_close(ngx_stream_vmess_sub_t *sub);
+ngx_uint_t ngx_stream_vmess_udp_dropped(ngx_stream_vmess_own_t *own);
 
 
 extern ngx_module_t  ngx_stream_vmess_module;

@@ -29,6 +29,8 @@ static void ngx_stream_vmess_mux_fail(ngx_stream_vmess_sub_t *sub,
     ngx_uint_t error);
 static ngx_int_t ngx_stream_vmess_mux_end_frame(ngx_stream_vmess_own_t *own,
     ngx_uint_t id, ngx_uint_t error);
+static void ngx_stream_vmess_mux_stall_start(ngx_stream_vmess_sub_t *sub);
+static void ngx_stream_vmess_mux_stalled(ngx_event_t *ev);
 
 
 static const ngx_stream_vmess_own_ops_t  ngx_stream_vmess_mux_ops = {
@@ -94,6 +96,7 @@ ngx_stream_vmess_mux_input(ngx_stream_vmess_own_t *own)
                                    "vmess mux: paused on session %ui",
                                    sub->id);
                     own->paused = sub;
+                    ngx_stream_vmess_mux_stall_start(sub);
                     return NGX_AGAIN;
                 }
             }
@@ -228,6 +231,10 @@ ngx_stream_vmess_mux_frame(ngx_stream_vmess_own_t *own)
             return ngx_stream_vmess_mux_end_frame(own, f->session_id, 1);
         }
 
+        if (own->ended && own->ended_id == f->session_id) {
+            own->ended = 0;
+        }
+
         sub = ngx_stream_vmess_sub_create(own, f->session_id,
                                           f->network == VMESS_MUX_NET_UDP);
         if (sub == NULL) {
@@ -240,6 +247,11 @@ ngx_stream_vmess_mux_frame(ngx_stream_vmess_own_t *own)
         return ngx_stream_vmess_mux_target(sub, f);
 
     case VMESS_MUX_KEEP:
+
+        if (sub == NULL && own->ended && own->ended_id == f->session_id) {
+            /* sent before our End reached the client: discarded */
+            return NGX_OK;
+        }
 
         if (sub == NULL) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
@@ -331,6 +343,7 @@ ngx_stream_vmess_mux_data(ngx_stream_vmess_own_t *own, const u_char *data,
         ngx_log_error(NGX_LOG_INFO, own->session->connection->log, 0,
                       "vmess: mux session %ui: datagram over %uz bytes "
                       "dropped", sub->id, (size_t) (b->end - b->start));
+        own->dropped_over++;
 
     } else if (uc && sub->connected) {
         n = uc->send(uc, b->pos, b->last - b->pos);
@@ -340,10 +353,16 @@ ngx_stream_vmess_mux_data(ngx_stream_vmess_own_t *own, const u_char *data,
             return NGX_OK;
         }
 
-        ngx_add_timer(uc->read, own->conf->udp_timeout);
-    }
+        if (n == NGX_AGAIN) {
+            own->dropped_target++;
+        }
 
-    /* a datagram sent while resolving is lost, as with any UDP */
+        ngx_add_timer(uc->read, own->conf->udp_timeout);
+
+    } else {
+        /* sent while the target is resolved: lost, as with any UDP */
+        own->dropped_early++;
+    }
 
     sub->drop = 0;
     b->pos = b->start;
@@ -488,6 +507,9 @@ ngx_stream_vmess_mux_fail(ngx_stream_vmess_sub_t *sub, ngx_uint_t error)
     own = sub->own;
 
     if (!sub->end) {
+        own->ended_id = sub->id;
+        own->ended = 1;
+
         if (ngx_stream_vmess_mux_end_frame(own, sub->id, error) != NGX_OK) {
             /* the write handler closes the connection */
             own->error = 1;
@@ -518,6 +540,80 @@ ngx_stream_vmess_mux_end_frame(ngx_stream_vmess_own_t *own, ngx_uint_t id,
     }
 
     return ngx_stream_vmess_own_send(own, hdr, len, 0);
+}
+
+
+/*
+ * Mux.Cool has no flow control per sub-session: while the reader waits
+ * for one, all wait.  One whose upstream takes no byte for
+ * vmess_mux_stall_timeout is ended, so the others go on; each byte taken
+ * re-arms the timer (ngx_stream_vmess_sub_flush()), closing deletes it.
+ */
+
+static void
+ngx_stream_vmess_mux_stall_start(ngx_stream_vmess_sub_t *sub)
+{
+    ngx_msec_t  timeout;
+
+    timeout = sub->own->conf->mux_stall_timeout;
+
+    if (timeout == 0 || sub->stall.timer_set) {
+        return;
+    }
+
+    sub->stall.handler = ngx_stream_vmess_mux_stalled;
+    sub->stall.data = sub;
+    sub->stall.log = sub->own->session->connection->log;
+
+    ngx_add_timer(&sub->stall, timeout);
+}
+
+
+static void
+ngx_stream_vmess_mux_stalled(ngx_event_t *ev)
+{
+    ngx_str_t                target;
+    ngx_connection_t        *c;
+    ngx_stream_vmess_sub_t  *sub;
+    u_char                   text[256 + sizeof(":65535")];
+
+    sub = ev->data;
+    c = sub->own->session->connection;
+
+    /*
+     * the kernel signals a full socket writable only once much of its send
+     * buffer is free: a slow reader may have taken bytes with no write
+     * event yet, so try to write before calling it a stall
+     */
+
+    if (ngx_stream_vmess_sub_flush(sub) == NGX_ERROR) {
+        ngx_stream_vmess_mux_fail(sub, 1);
+        return;
+    }
+
+    if (sub->own->paused != sub) {
+        /* bytes taken: the reader goes on */
+        return;
+    }
+
+    if (sub->name.len) {
+        target = sub->name;
+
+    } else {
+        /* still being resolved */
+        target.data = text;
+        target.len = ngx_snprintf(text, sizeof(text), "%V:%d", &sub->host,
+                                  (int) sub->port)
+                     - text;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "vmess: mux session %ui (%V): upstream took no byte for "
+                  "%M ms with %uz bytes waiting, ending it", sub->id, &target,
+                  sub->own->conf->mux_stall_timeout,
+                  (size_t) (sub->out->last - sub->out->pos));
+
+    ngx_stream_vmess_mux_fail(sub, 1);
 }
 
 

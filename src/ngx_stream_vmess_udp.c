@@ -102,6 +102,11 @@ ngx_stream_vmess_udp_input(ngx_stream_vmess_own_t *own)
         return NGX_ERROR;
     }
 
+    if (n == NGX_AGAIN) {
+        /* the socket's send buffer is full: as on any UDP path, lost */
+        own->dropped_target++;
+    }
+
     return NGX_OK;
 }
 

@@ -15,9 +15,13 @@
  *
  * Backpressure: a mux sub-session buffers up to SUB_BUF bytes for its
  * upstream; when the buffer of the frame being read is full, reading
- * from the client pauses until it drains (the mux's own head-of-line
- * rule, as in v2ray).  When all client output buffers are in flight,
- * upstream reads pause; datagrams are never held back but dropped.
+ * from the client pauses until it drains.  Mux.Cool has no flow control
+ * per sub-session, so that pause holds all of them: one whose upstream
+ * takes no byte for vmess_mux_stall_timeout is ended (the mux mode's
+ * stall timer), and the others go on.  When all client output buffers
+ * are in flight, TCP upstream reads pause; datagrams are never held
+ * back: they are read and dropped, and counted, as are those the
+ * target's socket refuses.
  */
 
 #include "ngx_stream_vmess_module.h"
@@ -417,6 +421,7 @@ ngx_stream_vmess_sub_read(ngx_event_t *ev)
     u_char                  *data;
     size_t                   size;
     ssize_t                  n;
+    ngx_uint_t               full;
     ngx_connection_t        *uc;
     ngx_stream_vmess_own_t  *own;
     ngx_stream_vmess_sub_t  *sub;
@@ -437,11 +442,12 @@ ngx_stream_vmess_sub_read(ngx_event_t *ev)
     size = (sub->udp || !own->mux) ? NGX_STREAM_VMESS_RECV_SIZE
                                    : NGX_STREAM_VMESS_TCP_READ;
 
-    while (ev->ready && !own->blocked && !own->finishing) {
+    while (ev->ready && !own->finishing) {
 
-        if (own->out.free == NULL
-            && own->out.nbufs >= NGX_STREAM_VMESS_OWN_NBUFS)
-        {
+        full = (own->out.free == NULL
+                && own->out.nbufs >= NGX_STREAM_VMESS_OWN_NBUFS);
+
+        if (full && !sub->udp) {
             own->blocked = 1;
             break;
         }
@@ -463,7 +469,14 @@ ngx_stream_vmess_sub_read(ngx_event_t *ev)
 
         if (sub->udp && n > VMESS_UDP_PAYLOAD_MAX) {
             /* a v2ray reader would split it into two datagrams */
-            own->dropped++;
+            own->dropped_over++;
+            continue;
+        }
+
+        if (full) {
+            /* a datagram is not held back while the client does not read:
+             * it is read (else the kernel drops it, uncounted) and lost */
+            own->dropped_client++;
             continue;
         }
 
@@ -575,7 +588,13 @@ ngx_stream_vmess_sub_flush(ngx_stream_vmess_sub_t *sub)
     }
 
     if (own->paused == sub && b->last < b->end) {
+        /* bytes taken: the stall bound starts again at the next pause */
         own->paused = NULL;
+
+        if (sub->stall.timer_set) {
+            ngx_del_timer(&sub->stall);
+        }
+
         ngx_post_event(own->session->connection->read, &ngx_posted_events);
     }
 
@@ -601,6 +620,10 @@ ngx_stream_vmess_sub_close(ngx_stream_vmess_sub_t *sub)
         own->paused = NULL;
 
         ngx_post_event(own->session->connection->read, &ngx_posted_events);
+    }
+
+    if (sub->stall.timer_set) {
+        ngx_del_timer(&sub->stall);
     }
 
     if (sub->rctx) {
@@ -807,6 +830,16 @@ ngx_stream_vmess_own_finalize(ngx_stream_vmess_own_t *own, ngx_uint_t rc)
 }
 
 
+/* the datagrams the session dropped, for every reason */
+
+ngx_uint_t
+ngx_stream_vmess_udp_dropped(ngx_stream_vmess_own_t *own)
+{
+    return own->dropped_client + own->dropped_target + own->dropped_early
+           + own->dropped_over;
+}
+
+
 /* closes every sub-session; runs again harmlessly from the pool cleanup */
 
 static void
@@ -817,11 +850,16 @@ ngx_stream_vmess_own_cleanup(void *data)
     ngx_queue_t             *q;
     ngx_stream_vmess_sub_t  *sub;
 
-    if (own->dropped) {
+    if (!own->drops_logged && ngx_stream_vmess_udp_dropped(own)) {
         ngx_log_error(NGX_LOG_INFO, own->session->connection->log, 0,
-                      "vmess: %ui udp datagrams over %d bytes dropped",
-                      own->dropped, VMESS_UDP_PAYLOAD_MAX);
-        own->dropped = 0;
+                      "vmess: udp datagrams dropped: %ui to the client "
+                      "(client not reading), %ui to the target (send "
+                      "buffer full), %ui to the target (sent while it was "
+                      "resolved), %ui over %d bytes",
+                      own->dropped_client, own->dropped_target,
+                      own->dropped_early, own->dropped_over,
+                      VMESS_UDP_PAYLOAD_MAX);
+        own->drops_logged = 1;
     }
 
     while (!ngx_queue_empty(&own->subs)) {

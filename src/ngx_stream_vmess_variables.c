@@ -20,6 +20,8 @@
 
 static ngx_int_t ngx_stream_vmess_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_vmess_udp_dropped_variable(
+    ngx_stream_session_t *s, ngx_stream_variable_value_t *v, uintptr_t data);
 
 
 static ngx_str_t  ngx_stream_vmess_variable_names[] = {
@@ -38,6 +40,9 @@ static ngx_str_t  ngx_stream_vmess_variable_names[] = {
 
 static ngx_str_t  ngx_stream_vmess_mux_sessions_name =
     ngx_string("vmess_mux_sessions");
+
+static ngx_str_t  ngx_stream_vmess_udp_dropped_name =
+    ngx_string("vmess_udp_dropped");
 
 
 static ngx_str_t  ngx_stream_vmess_status_names[] = {
@@ -202,6 +207,46 @@ ngx_stream_vmess_add_variables(ngx_conf_t *cf)
     }
 
     var->get_handler = ngx_stream_vmess_mux_sessions_variable;
+
+    var = ngx_stream_add_variable(cf, &ngx_stream_vmess_udp_dropped_name,
+                                  NGX_STREAM_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_stream_vmess_udp_dropped_variable;
+
+    return NGX_OK;
+}
+
+
+/* datagrams a UDP or mux session dropped; not found for other sessions */
+
+static ngx_int_t
+ngx_stream_vmess_udp_dropped_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    u_char                  *p;
+    ngx_stream_vmess_ctx_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_vmess_module);
+
+    if (ctx == NULL || ctx->own == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(s->connection->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%ui", ngx_stream_vmess_udp_dropped(ctx->own))
+             - p;
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
 
     return NGX_OK;
 }
