@@ -107,9 +107,10 @@ sub count {
     return $c;
 }
 
-# ASan's redzones and quarantine (see VMessTest::sanitized) take more
+# ASan's redzones and quarantine (see VMessTest::sanitized) take more RSS
+# (13.7-13.9 KB per connection under make asan, 6.3 KB without)
 my $bound = $preread + $pools;
-my $rss_bound = $t->sanitized() ? 4 * $bound : $bound;
+my $rss_bound = $t->sanitized() ? 2 * $bound : $bound;
 my $port = $t->port('vmess');
 my (@held, $rss);
 
@@ -169,7 +170,7 @@ for my $case (['partial header', sub { substr(header_of($alice,
     ok(($largest // 0) <= $preread, "$name: largest allocation "
        . ($largest // 0) . " bytes (preread buffer $preread)");
     ok(($most // 0) <= $bound, "$name: at most " . ($most // 0)
-       . " bytes allocated per connection (<= $preread + $pools)");
+       . " bytes allocated per connection (<= $bound)");
 
     $rss = $t->workers_rss();
     my $per = ($rss - $rss_before) * 1024 / $n;
