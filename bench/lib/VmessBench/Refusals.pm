@@ -25,6 +25,7 @@ our @EXPORT_OK = qw/refusals/;
 use constant USERS => 10000;
 use constant PROBE_THREADS => 4;
 use constant WARMUP => 20;
+use constant WARMUP_CPU => 0.1;     # seconds: less is a few ticks
 
 my @kinds = qw/random wrong_user replay/;
 
@@ -74,7 +75,10 @@ sub refusals {
             my $p = $on{$who};
             my $w = probe_one($ctx, $who, $p, $kind, WARMUP, $stranger)
                 or next;
-            my $n = int($ctx->{hs_seconds} / ($w->{cpu} / WARMUP || 1e-3));
+            $w = probe_one($ctx, $who, $p, $kind, 10 * WARMUP, $stranger)
+                or next
+                if $w->{cpu} < WARMUP_CPU;
+            my $n = int($ctx->{hs_seconds} / ($w->{us} / 1e6 || 1e-3));
             $n = 100 if $n < 100;
             $n = $ctx->{refusals_max} if $n > $ctx->{refusals_max};
             $p->{n}{$kind} = $n;

@@ -39,7 +39,7 @@ sub measured_sections {
 
 # $old (an earlier RESULTS.md) with the numbered sections of this run in
 # place of its own (or before its targets when it has none), each saying
-# when and how it was measured, and its first line naming them; the
+# when and how it was measured, and its first paragraph naming them; the
 # other sections, their figures and the targets stay as they were
 sub merge_report {
     my ($old, $R) = @_;
@@ -53,12 +53,12 @@ sub merge_report {
     }
     my $one = 'Every figure below was measured in this one run';
     my $sep = qr/ but those of sections? (.*?), each measured separately/;
-    return $old unless $old =~ /^\Q$one\E(?:$sep)?\./m;
+    return $old unless $old =~ /\Q$one\E(?:$sep)?\./;
     my %all = map { $_ => 1 } @ids, split /, /, $1 // '';
     my @all = sort keys %all;
     my $but = sprintf ' but those of section%s %s, each measured separately',
         @all > 1 ? 's' : '', join(', ', @all);
-    $old =~ s/^\Q$one\E(?:$sep)?\./$one$but./m;
+    $old =~ s/\Q$one\E(?:$sep)?\./$one$but./;
     return $old;
 }
 
@@ -671,7 +671,8 @@ sub refusals_section {
         . "connections (none of its port's sockets established or in "
         . "close-wait in `/proc/net/tcp`), and its cost is the server's "
         . "utime + stime over it.  Each measurement is sized to ~%d s of "
-        . "server CPU after a warm-up of 20 probes (at most %d probes); "
+        . "server CPU after a warm-up of 20 probes (200 when those took "
+        . "under 0.1 s; at most %d probes); "
         . "%s.  Both servers log every refusal in these runs (nginx's "
         . "`error_log` at info, which also logs each connection; v2ray's "
         . "access log), and the lines of each measurement are counted "
