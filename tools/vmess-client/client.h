@@ -63,6 +63,7 @@ typedef enum {
     MODE_RAW,
     MODE_UDP_ECHO,
     MODE_HOLD,
+    MODE_PROBE,
     MODE_SERVE_ECHO,
     MODE_SERVE_SINK,
     MODE_SERVE_SOURCE,
@@ -96,6 +97,7 @@ typedef struct {
     unsigned                    plain:1;       /* no VMess */
     unsigned                    unchecked:1;   /* bytes counted only */
     unsigned                    small_buffers:1;
+    unsigned                    probe_header:1; /* probe: a sealed one */
     uint16_t                    alter_ids;
 
     uint64_t                    bytes;
@@ -246,6 +248,7 @@ int client_save_header_file(const char *name, const uint8_t *data,
 void client_die(const char *fmt, ...) CLIENT_NORETURN;
 void client_random(void *buf, size_t len);
 double client_now(void);
+double client_cpu_seconds(void);
 void client_put_be64(uint8_t *p, uint64_t v);
 uint64_t client_get_be64(const uint8_t *p);
 void client_pattern_init(void);
@@ -264,6 +267,7 @@ void client_worker_free(client_worker_t *w);
 int client_session(client_worker_t *w, uint64_t index);
 int client_session_start(client_worker_t *w, uint64_t index);
 int client_session_io(client_worker_t *w, int *progress);
+int client_seal_request(client_worker_t *w, size_t *len);
 void client_session_close(client_worker_t *w);
 int client_seal(client_worker_t *w, const uint8_t *data, size_t len);
 int client_complete(client_worker_t *w);
@@ -286,6 +290,9 @@ int client_raw_output(client_worker_t *w, const uint8_t *data, size_t len);
 int client_check_count(client_worker_t *w, const uint8_t *data, size_t len);
 int client_check_pattern(client_worker_t *w, const uint8_t *data,
     size_t len);
+
+/* probe.c */
+int client_probe(client_worker_t *w, uint64_t index);
 
 /* hold.c */
 int client_hold(void);

@@ -12,8 +12,9 @@
  * One role per file: options.c (command line), util.c (helpers),
  * run.c (threads and the result line), session.c (one VMess session),
  * udp.c, raw.c and check.c (what the modes send and expect), hold.c
- * (many idle sessions), serve.c with serve_echo.c and serve_count.c (the
- * targets).  client.h holds what they share.
+ * (many idle sessions), probe.c (connections to be refused), serve.c
+ * with serve_echo.c and serve_count.c (the targets).  client.h holds
+ * what they share.
  *
  * POSIX 2008 only (MSG_NOSIGNAL, TCP_NODELAY, clock_gettime included).
  */

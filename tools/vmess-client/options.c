@@ -37,6 +37,7 @@ typedef struct {
     unsigned                    extra;         /* option bits added */
     int                         udp;
     int                         hold_opts;     /* any of hold's own */
+    const char                 *probe;         /* --probe as typed */
 } client_args_t;
 
 
@@ -88,6 +89,12 @@ static const char  client_usage_text[] =
 "              and keeps them open and idle for --hold seconds or until\n"
 "              SIGUSR1; then each echoes -n bytes more, checked, and\n"
 "              closes: hold ok sessions=H bytes=TOTAL seconds=S\n"
+"  probe       -r connections (-c at a time, one thread each) that a\n"
+"              VMess server must refuse: each connects, sends its probe\n"
+"              (--probe) and closes at once, reading nothing:\n"
+"              probe ok connections=R bytes=TOTAL seconds=S"
+" per_second=X\n"
+"              cpu=C (C: this process's own user + system seconds)\n"
 "  Result lines start with MODE as typed (\"echo\" for echo --udp).\n"
 "  Failures print \"MODE FAIL ...: reason\" on stdout; with several\n"
 "  sessions each failed one also has a line on stderr.\n"
@@ -124,7 +131,11 @@ static const char  client_usage_text[] =
 "                    body keys to F.keys\n"
 "  --send-header F   raw: send the bytes of F instead of sealing a header;\n"
 "                    the payload is sealed with F.keys when that exists,\n"
-"                    else sent as it is (and the answer only counted)\n"
+"                    else sent as it is (and the answer only counted);\n"
+"                    probe: F's bytes are the probe (a replay)\n"
+"  --probe KIND      probe: random (default: -n random bytes, default\n"
+"                    64) or header (a fresh AEAD header of -u to -t,\n"
+"                    for a user the server does not have)\n"
 "  --in-flight N     hold: sessions connecting or echoing at a time\n"
 "                    (default 128)\n"
 "  --hold S          hold: seconds the sessions stay idle (default 60)\n"
@@ -181,6 +192,7 @@ static const client_mode_name_t  client_modes[] = {
     { "raw", MODE_RAW },
     { "udp-echo", MODE_UDP_ECHO },
     { "hold", MODE_HOLD },
+    { "probe", MODE_PROBE },
     { "serve-echo", MODE_SERVE_ECHO },
     { "serve-sink", MODE_SERVE_SINK },
     { "serve-source", MODE_SERVE_SOURCE },
@@ -226,6 +238,7 @@ client_parse_args(int argc, char **argv)
     a.extra = 0;
     a.udp = 0;
     a.hold_opts = 0;
+    a.probe = NULL;
     conf.command = VMESS_CMD_TCP;
     conf.parallel = 1;
     conf.timeout_ms = 10000;
@@ -451,6 +464,15 @@ client_parse_value(const char *arg, const char *val, client_args_t *a)
         }
         conf.stall_ms = (int) v * 1000;
 
+    } else if (strcmp(arg, "--probe") == 0) {
+        if (strcmp(val, "header") == 0) {
+            conf.probe_header = 1;
+
+        } else if (strcmp(val, "random") != 0) {
+            client_die("unknown probe \"%s\"", val);
+        }
+        a->probe = val;
+
     } else if (strcmp(arg, "--replay-file") == 0) {
         conf.replay_file = val;
 
@@ -512,6 +534,12 @@ client_check_modes(client_args_t *a)
         client_die("--stall works with download only");
     }
 
+    if (a->probe != NULL
+        && (conf.mode != MODE_PROBE || conf.send_header != NULL))
+    {
+        client_die("--probe works with probe, without --send-header");
+    }
+
     if (conf.mode == MODE_HOLD && conf.sessions != 0) {
         client_die("hold: -c is the number of sessions (no -r)");
     }
@@ -561,7 +589,8 @@ client_set_defaults(client_args_t *a)
 
     if (!conf.bytes_set) {
         conf.bytes = (conf.mode == MODE_HANDSHAKES
-                      || conf.mode == MODE_HOLD) ? 64
+                      || conf.mode == MODE_HOLD
+                      || conf.mode == MODE_PROBE) ? 64
                      : (conf.mode == MODE_UDP_ECHO) ? 65536
                      : (conf.mode == MODE_RAW) ? 0 : 1048576;
     }
@@ -572,6 +601,12 @@ client_set_defaults(client_args_t *a)
     {
         client_die("udp-echo needs --chunk >= 4, -n > 0 and no datagram"
                    " under 4 bytes (each carries its 4-byte index)");
+    }
+
+    if (conf.mode == MODE_PROBE
+        && (conf.bytes == 0 || conf.bytes > CLIENT_OUT_SIZE))
+    {
+        client_die("probe sends 1 to %d random bytes", CLIENT_OUT_SIZE);
     }
 
     if (conf.mode == MODE_HOLD && conf.bytes == 0) {
@@ -601,14 +636,14 @@ static int
 client_parse_user(client_args_t *a)
 {
     if (conf.send_header != NULL) {
-        if (conf.mode != MODE_RAW) {
-            client_die("--send-header works with raw only");
+        if (conf.mode != MODE_RAW && conf.mode != MODE_PROBE) {
+            client_die("--send-header works with raw and probe only");
         }
         client_load_header_file(conf.send_header);
         return client_parse_server(a->server);
     }
 
-    if (conf.plain) {
+    if (conf.plain || (conf.mode == MODE_PROBE && !conf.probe_header)) {
         return client_parse_server(a->server);
     }
 

@@ -150,7 +150,8 @@ client_thread(void *arg)
             break;
         }
 
-        client_record(w, client_session(w, index));
+        client_record(w, conf.mode == MODE_PROBE ? client_probe(w, index)
+                                                 : client_session(w, index));
     }
 
     return NULL;
@@ -165,7 +166,8 @@ client_record(client_worker_t *w, int rc)
     if (rc == CLIENT_OK) {
         w->ok++;
         w->dgrams += s->dgrams_received;
-        w->bytes += (conf.mode == MODE_UPLOAD) ? s->sent : s->received;
+        w->bytes += (conf.mode == MODE_UPLOAD || conf.mode == MODE_PROBE)
+                    ? s->sent : s->received;
 
     } else if (rc == CLIENT_REFUSED) {
         w->refused++;
@@ -269,7 +271,12 @@ client_report(client_worker_t *workers, unsigned n, double seconds)
         return CLIENT_OK;
     }
 
-    if (conf.mode == MODE_HANDSHAKES) {
+    if (conf.mode == MODE_PROBE) {
+        printf("probe ok connections=%" PRIu64 " bytes=%" PRIu64
+               " seconds=%.3f per_second=%.1f cpu=%.3f\n", ok, bytes,
+               seconds, ok / seconds, client_cpu_seconds());
+
+    } else if (conf.mode == MODE_HANDSHAKES) {
         printf("handshakes ok sessions=%" PRIu64 " seconds=%.3f"
                " per_second=%.1f\n", ok, seconds, ok / seconds);
 

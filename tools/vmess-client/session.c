@@ -23,7 +23,6 @@
 static int client_session_plan(client_worker_t *w);
 static int client_session_header(client_worker_t *w);
 static int client_session_codecs(client_worker_t *w);
-static int client_seal_request(client_worker_t *w, size_t *len);
 static int client_legacy_id(client_worker_t *w, uint8_t id[16]);
 static int client_session_connect(client_worker_t *w);
 static int client_session_loop(client_worker_t *w);
@@ -271,7 +270,8 @@ client_session_codecs(client_worker_t *w)
 }
 
 
-static int
+/* a fresh AEAD or legacy header of the user into w->out, its keys */
+int
 client_seal_request(client_worker_t *w, size_t *len)
 {
     int                rc;

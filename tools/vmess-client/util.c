@@ -1,6 +1,7 @@
 /*
  * vmess-client: helpers every part uses: exits and errors, randomness,
- * the clock, big-endian counts, the pattern and the descriptor limit.
+ * the clock and CPU time, big-endian counts, the pattern and the
+ * descriptor limit.
  */
 
 #include <signal.h>
@@ -53,6 +54,21 @@ client_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+
+/* user + system seconds of this process, all its threads */
+double
+client_cpu_seconds(void)
+{
+    struct rusage  ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0;
+    }
+
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+           + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 

@@ -2,8 +2,9 @@
 # figure, and what the machine and the run were, come in $R (bench/run
 # fills it): settings (the run's options and sizes), machine, load_start,
 # load_end, seconds, finished, crypto, crypto_v2 (the bare cipher with
-# v2ray's chunk size), real, bulk, buffers, stats, hs, mem, profile,
-# notes.  A section the run did not measure is left out.
+# v2ray's chunk size), real, bulk, buffers, stats, hs, mem, refusals,
+# profile, notes.  A section the run did not measure is left out.
+# merge_report puts the sections of a run into an earlier report instead.
 package VmessBench::Report;
 
 use strict;
@@ -12,22 +13,69 @@ use warnings;
 use Exporter 'import';
 use POSIX qw/strftime/;
 
-our @EXPORT_OK = qw/report/;
+our @EXPORT_OK = qw/report merge_report/;
 
 my $GiB = 1 << 30;
 
 sub report {
     my ($R) = @_;
-    return join '', head($R), method($R),
-        $R->{real} ? real_section($R) : (),
-        $R->{bulk} ? (bulk_section($R), bulk_v2_section($R)) : (),
-        $R->{buffers} ? buffers_section($R) : (),
-        $R->{stats} ? stats_section($R) : (),
-        $R->{hs} ? handshakes_section($R) : (),
-        $R->{mem} ? memory_section($R) : (),
+    return join '', head($R), method($R), measured_sections($R),
         targets_section($R),
         $R->{profile} ? profile_section($R) : (),
         @{$R->{notes}} ? notes_section($R) : ();
+}
+
+# the numbered sections of what the run measured
+sub measured_sections {
+    my ($R) = @_;
+    return ($R->{real} ? real_section($R) : (),
+            $R->{bulk} ? (bulk_section($R), bulk_v2_section($R)) : (),
+            $R->{buffers} ? buffers_section($R) : (),
+            $R->{stats} ? stats_section($R) : (),
+            $R->{hs} ? handshakes_section($R) : (),
+            $R->{mem} ? memory_section($R) : (),
+            $R->{refusals} ? refusals_section($R) : ());
+}
+
+# $old (an earlier RESULTS.md) with the numbered sections of this run in
+# place of its own (or before its targets when it has none), each saying
+# when and how it was measured, and its first paragraph naming them; the
+# other sections, their figures and the targets stay as they were
+sub merge_report {
+    my ($old, $R) = @_;
+    my @new = measured_sections({%$R, merged => 1});
+    my @ids;
+    for my $text (@new) {
+        my ($id) = $text =~ /^## (\S+) /;
+        push @ids, $id =~ s/\.$//r;
+        next if $old =~ s/^## \Q$id\E .*?(?=^## |\z)/$text/ms;
+        $old =~ s/^(?=## Targets)/$text/m or $old .= $text;
+    }
+    my $one = 'Every figure below was measured in this one run';
+    my $sep = qr/ but those of sections? (.*?), each measured separately/;
+    return $old unless $old =~ /\Q$one\E(?:$sep)?\./;
+    my %all = map { $_ => 1 } @ids, split /, /, $1 // '';
+    my @all = sort keys %all;
+    my $but = sprintf ' but those of section%s %s, each measured separately',
+        @all > 1 ? 's' : '', join(', ', @all);
+    $old =~ s/\Q$one\E(?:$sep)?\./$one$but./;
+    return $old;
+}
+
+# the first lines of a section measured in a run of its own
+sub provenance {
+    my ($R) = @_;
+    my $m = $R->{machine};
+    my $r = sprintf "Measured separately by `bench/run --only %s%s` on %s in "
+        . "%.0f s (load average at start %s, at end %s), the module "
+        . "built from %s%s.\n\n", $R->{settings}{only},
+        $R->{settings}{quick} ? ' --quick' : '',
+        strftime('%Y-%m-%d %H:%M UTC', gmtime $R->{finished}), $R->{seconds},
+        $R->{load_start}, $R->{load_end}, $m->{head},
+        $m->{dirty} ? " with $m->{dirty} changed files under src/" : '';
+    $r .= "Notes of that run:\n\n" . join('', map { "- $_\n" } @{$R->{notes}})
+        . "\n" if @{$R->{notes}};
+    return $r;
 }
 
 # ---------------------------------------------------------------- figures
@@ -601,6 +649,69 @@ sub memory_section {
             . "and upstream).\n\n";
     }
     return $r;
+}
+
+# --------------------------------------------------------------- refusals
+
+my %probe_name = (random => '64 random bytes',
+                  wrong_user => 'AEAD header of an unknown user',
+                  replay => 'replayed AEAD header');
+
+sub refusals_section {
+    my ($R) = @_;
+    my ($f, $s) = ($R->{refusals}, $R->{settings});
+    my $r = "## 4. Refusals: server CPU per refused connection\n\n";
+    $r .= provenance($R) if $R->{merged};
+    $r .= sprintf "%d users on both servers (nginx: `vmess_user_file`, one "
+        . "worker, no `vmess_fallback`, so the module drains; v2ray: the "
+        . "same ids as `clients`).  `vmess-client probe` opens the "
+        . "connections, %d at a time, sends the probe and closes at once "
+        . "without reading, so neither server's drain nor its timeout sets "
+        . "the pace; a measurement ends when the server holds none of the "
+        . "connections (none of its port's sockets established or in "
+        . "close-wait in `/proc/net/tcp`), and its cost is the server's "
+        . "utime + stime over it.  Each measurement is sized to ~%d s of "
+        . "server CPU after a warm-up of 20 probes (200 when those took "
+        . "under 0.1 s; at most %d probes); "
+        . "%s.  Both servers log every refusal in these runs (nginx's "
+        . "`error_log` at info, which also logs each connection; v2ray's "
+        . "access log), and the lines of each measurement are counted "
+        . "(v2ray's are a floor: its logger drops a message when 16 are "
+        . "waiting, `common/log/logger.go`).  "
+        . "The replayed header is that of a session the server has just "
+        . "authenticated (the last user of the list), made again before "
+        . "each measurement.  Refusals/s: probes over the wall time from "
+        . "the first connection to the last one gone.  The load "
+        . "generator's CPU (its own `getrusage`) is per probe sent.\n\n",
+        $f->{users}, $f->{threads}, $s->{hs_seconds}, $s->{refusals_max},
+        $s->{hs_reps} == 1 ? 'one round'
+                           : "median of $s->{hs_reps} rounds";
+    $r .= "| probe | module µs/refusal | v2ray µs/refusal | module / v2ray "
+        . "| module refusals/s | v2ray refusals/s | probes (module, v2ray) "
+        . "| logged as refused (module; v2ray) | proxied (module; v2ray) "
+        . "| load generator µs/probe (module; v2ray) | rounds min-max µs "
+        . "(module; v2ray) |\n";
+    $r .= "|---|---:|---:|---:|---:|---:|---|---|---|---|---|\n";
+    for my $kind (qw/random wrong_user replay/) {
+        my ($m, $v) = @{$f->{$kind} // {}}{qw/module v2ray/};
+        my $num = sub {
+            my ($x, $k, $fmt) = @_;
+            return $x ? sprintf($fmt // '%.0f', $x->{$k}) : 'n/a';
+        };
+        $r .= sprintf "| %s | %s | %s | %s | %s | %s | %s, %s | %s; %s "
+            . "| %s; %s | %s; %s | %s |\n", $probe_name{$kind},
+            $num->($m, 'us'), $num->($v, 'us'),
+            f2(ratio($m && $m->{us}, $v && $v->{us})),
+            $num->($m, 'per_s'), $num->($v, 'per_s'),
+            $num->($m, 'n'), $num->($v, 'n'),
+            $num->($m, 'logged'), $num->($v, 'logged'),
+            $num->($m, 'through'), $num->($v, 'through'),
+            $num->($m, 'client_us'), $num->($v, 'client_us'),
+            join('; ', map {
+                $_ ? sprintf('%.0f-%.0f', $_->{min}, $_->{max}) : 'n/a'
+            } $m, $v);
+    }
+    return "$r\n";
 }
 
 # ---------------------------------------------------------------- targets

@@ -21,7 +21,8 @@ my $stream_so = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 # %o: name, workers, conns (worker_connections), vmess => [[port, buf,
 # vmess_stats (on by default)],..] with users (file name) or the one uuid;
-# plain => [[port, buf, up],..]; api => port: the vmess_api on it
+# plain => [[port, buf, up],..]; api => port: the vmess_api on it;
+# log_level: of the error log (warn if undef)
 sub nginx_start {
     my ($ctx, %o) = @_;
     my $d = "$ctx->{dir}/$o{name}";
@@ -84,6 +85,7 @@ EOF
     }
     my $zone = $o{vmess} ? "    vmess_zone vmess:64m;\n" : '';
     my $conns = $o{conns} // 1024;
+    my $level = $o{log_level} // 'warn';
     my $http = '';
     if ($o{api}) {
         push @ports, $o{api};
@@ -101,7 +103,7 @@ EOF
     my $conf = <<"EOF";
 ${load}daemon off;
 worker_processes $o{workers};
-error_log $d/error.log warn;
+error_log $d/error.log $level;
 pid $d/nginx.pid;
 events { worker_connections $conns; }
 ${http}stream {
