@@ -197,9 +197,9 @@ fuzz_same(const fuzz_result_t *a, const fuzz_result_t *b, const char *what)
 /*
  * Frames while input lasts, each: a kind byte (low 3 bits: binary,
  * fragment, ping, pong, close; bit 3: the length written 64-bit wide;
- * bits 4-6 all set: a payload over 64 KiB), a length byte, a 4-byte mask, then the
- * payload's source bytes (repeated to its length).  After a close
- * frame the rest of the input follows as it is.
+ * bits 4-6 all set: a payload over 64 KiB), a length byte, a 4-byte
+ * mask, then the payload's source bytes (repeated to its length).  After
+ * a close frame the rest of the input follows as it is.
  */
 
 static size_t
