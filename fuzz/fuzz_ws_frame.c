@@ -55,6 +55,15 @@ static size_t fuzz_frame(uint8_t *p, int fin, unsigned opcode,
     const uint8_t *payload, size_t len, const uint8_t mask[4], int wide);
 
 
+/* scratch reused by every run (large mallocs would be mmaps under ASan):
+ * what the unframer reads is always an exact heap copy of a piece */
+static uint8_t  fuzz_stream[FUZZ_STREAM_MAX];
+static uint8_t  fuzz_expect_data[FUZZ_STREAM_MAX];
+static uint8_t  fuzz_payload[65536 + 256];
+static uint8_t  fuzz_out[3][FUZZ_STREAM_MAX];
+static uint8_t  fuzz_other[FUZZ_STREAM_MAX];
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -77,16 +86,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (mode & 1) {
         max = FUZZ_MAX_FRAME;
-        stream = fuzz_alloc(FUZZ_STREAM_MAX);
-        e.data = fuzz_alloc(FUZZ_STREAM_MAX);
+        stream = fuzz_stream;
+        e.data = fuzz_expect_data;
         len = fuzz_build(&in, stream, &e);
 
-    } else {
-        stream = fuzz_dup(in.p, in.len);
+    } else if (in.len <= FUZZ_STREAM_MAX) {
+        stream = (uint8_t *) in.p;
         len = in.len;
+
+    } else {
+        return 0;
     }
 
     whole.n = 0;
+    a.out = fuzz_out[0];
+    b.out = fuzz_out[1];
+    c.out = fuzz_out[2];
 
     fuzz_unframe(stream, len, max, &whole, 1, &a);
     fuzz_unframe(stream, len, max, &whole, 0, &b);
@@ -111,12 +126,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     "the latest ping or the close answered");
     }
 
-    free(a.out);
-    free(b.out);
-    free(c.out);
-    free(e.data);
-    free(stream);
-
     return 0;
 }
 
@@ -133,22 +142,19 @@ fuzz_unframe(const uint8_t *stream, size_t len, uint64_t max,
     fuzz_split_t *sp, int in_place, fuzz_result_t *r)
 {
     size_t    pos, n, got, pieces;
-    uint8_t  *piece, *other, *dst;
+    uint8_t  *piece, *dst;
 
     sp->next = 0;
     vmess_ws_init(&r->ws, max);
-    r->out = fuzz_alloc(len);
     r->out_len = 0;
     r->rc = VMESS_OK;
-
-    other = fuzz_alloc(len);
     pieces = 0;
 
     for (pos = 0; pos < len; pos += n) {
         n = (++pieces < FUZZ_PIECES_MAX) ? fuzz_split_next(sp, len - pos)
                                          : len - pos;
         piece = fuzz_dup(stream + pos, n);
-        dst = in_place ? piece : other;
+        dst = in_place ? piece : fuzz_other;
         got = (size_t) -1;
 
         r->rc = vmess_ws_unframe(&r->ws, piece, n, dst, &got);
@@ -171,8 +177,6 @@ fuzz_unframe(const uint8_t *stream, size_t len, uint64_t max,
             break;
         }
     }
-
-    free(other);
 }
 
 
@@ -213,7 +217,7 @@ fuzz_build(fuzz_in_t *in, uint8_t *stream, fuzz_expect_t *e)
 
     len = 0;
     in_message = 0;
-    big = fuzz_alloc(65536 + 256);
+    big = fuzz_payload;
 
     for (i = 0; i < FUZZ_FRAMES_MAX && in->len > 0 && !e->closed; i++) {
         kind = fuzz_u8(in);
@@ -299,8 +303,6 @@ fuzz_build(fuzz_in_t *in, uint8_t *stream, fuzz_expect_t *e)
             break;
         }
     }
-
-    free(big);
 
     /* whatever follows a close frame is not read */
 
