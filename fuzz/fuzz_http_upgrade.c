@@ -170,7 +170,7 @@ fuzz_parse(const vmess_http_upgrade_conf_t *conf, const uint8_t *p,
     copy = fuzz_dup(p, len);
     rc = vmess_http_upgrade_parse(conf, copy, len, room, r);
 
-    /* the fields, moved from the copy onto p */
+    /* the fields (an empty value too), moved from the copy onto p */
 
     base = copy;
     f[0] = &r->key;
@@ -178,7 +178,7 @@ fuzz_parse(const vmess_http_upgrade_conf_t *conf, const uint8_t *p,
     f[2] = &r->real_ip;
 
     for (i = 0; i < 3; i++) {
-        if (f[i]->len) {
+        if (f[i]->data != NULL) {
             fuzz_assert(f[i]->data >= base && f[i]->data + f[i]->len
                         <= base + len, "a field inside the input");
             f[i]->data = p + (f[i]->data - base);

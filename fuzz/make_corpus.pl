@@ -398,6 +398,10 @@ sub ws_frame {
                                . "Host: [example.com]\r\n"
                                . "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                                . "Sec-WebSocket-Key: any\r\n\r\n"],
+        'httpupgrade-empty-key' => [0x01, "GET /ws HTTP/1.1\r\n"
+                                    . "Upgrade: websocket\r\n"
+                                    . "Connection: upgrade\r\n"
+                                    . "Sec-WebSocket-Key:\r\n\r\n"],
         'bad-version' => [0x00, "GET /ws HTTP/1.0\r\n$ws\r\n"],
         'bad-header' => [0x00, "GET /ws HTTP/1.1\r\nUpgrade websocket\r\n\r\n"],
         'bad-key' => [0x00, "GET /ws HTTP/1.1\r\n"
