@@ -3,14 +3,16 @@
  * and "vmess_httpupgrade", their handshake.
  *
  * Preread: bytes that begin "GET <path>" for one of the server's paths
- * are read as an HTTP/1.1 upgrade request in c->buffer; a valid handshake
- * gets "101 Switching Protocols" (written here with c->send), a bad one
- * goes to vmess_fallback with the bytes untouched.  Any other bytes are
- * raw VMess (an AuthID is no request line).  After a WebSocket 101 the
- * frames are unframed in place (ngx_stream_vmess_ws_frame.c), so that
- * c->buffer->pos..last holds plain VMess bytes (early data first) for the
- * header parse and for the proxy's preread copy; after an HTTPUpgrade 101
- * the VMess bytes follow the request as they are.
+ * are read as an HTTP/1.1 upgrade request in c->buffer (parsed by the
+ * core, src/vmess/vmess_http.c; a refusal logs its vmess_strerror()); a
+ * valid handshake gets "101 Switching Protocols" (written here with
+ * c->send), a bad one goes to vmess_fallback with the bytes untouched.
+ * Any other bytes are raw VMess (an AuthID is no request line).  After a
+ * WebSocket 101 the frames are unframed in place
+ * (ngx_stream_vmess_ws_frame.c), so that c->buffer->pos..last holds
+ * plain VMess bytes (early data first) for the header parse and for the
+ * proxy's preread copy; after an HTTPUpgrade 101 the VMess bytes follow
+ * the request as they are.
  */
 
 #include <ngx_sha1.h>
