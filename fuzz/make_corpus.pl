@@ -53,7 +53,7 @@ sub seed {
 }
 
 for my $h (qw/fuzz_aead_header fuzz_legacy_header fuzz_body fuzz_mux
-              fuzz_response_header/)
+              fuzz_response_header fuzz_ws_frame fuzz_http_upgrade/)
 {
     mkdir $out unless -d $out;
     mkdir "$out/$h" unless -d "$out/$h";
@@ -316,6 +316,104 @@ for my $c (@{ $req->{cases} }) {
                  . pack('nCC', 16, 0, 255) . "\x01" . pack('n', 38)
                  . $resp_plain);
         }
+    }
+}
+
+# fuzz_ws_frame.c: client frames, masked, as RFC 6455 has them; these
+# seeds need no vector
+sub ws_frame {
+    my ($b0, $payload, %o) = @_;
+    my $mask = $o{mask} // "\x37\xfa\x21\x3d";
+    my $len = length $payload;
+    my $h = pack 'C', $b0;
+    if ($o{wide} || $len > 0xffff) {
+        $h .= pack('C', 0x80 | 127) . pack('NN', 0, $len);
+    } elsif ($len > 125) {
+        $h .= pack('Cn', 0x80 | 126, $len);
+    } else {
+        $h .= pack('C', 0x80 | $len);
+    }
+    my $masked = $payload ^ substr($mask x (int($len / 4) + 1), 0, $len);
+    return $h . $mask . $masked;
+}
+
+{
+    my $h = 'fuzz_ws_frame';
+    my ($aead) = grep { $_->{mode} eq 'aead' } @{ $req->{cases} };
+    my $vmess = hex2($aead->{wire});
+    my %raw = (
+        'binary' => ws_frame(0x82, 'hello'),
+        'binary-16' => ws_frame(0x82, 'x' x 300),
+        'binary-64' => ws_frame(0x82, 'y' x 200, wide => 1),
+        'fragments' => ws_frame(0x02, 'abc') . ws_frame(0x89, 'ping')
+            . ws_frame(0x00, 'def') . ws_frame(0x8a, '')
+            . ws_frame(0x80, 'g'),
+        'close' => ws_frame(0x82, 'ab') . ws_frame(0x88, "\x03\xe8bye")
+            . 'trailing bytes',
+        'text' => ws_frame(0x81, 'text'),
+        'unmasked' => "\x82\x04data",
+        'reserved' => ws_frame(0xc2, 'x'),
+        'long-ping' => ws_frame(0x89, 'p' x 126),
+        'continuation' => ws_frame(0x80, 'c'),
+        'vmess' => ws_frame(0x82, $vmess),
+    );
+    for my $name (sort keys %raw) {
+        seed($h, "raw-$name", "\x00\x00" . $raw{$name});
+        # cut into pieces of 1, 2 and 7 bytes
+        seed($h, "raw-$name-split", "\x00\x03\x00\x01\x06" . $raw{$name});
+    }
+    seed($h, 'raw-small-max-frame', "\x02\x00\x04" . ws_frame(0x82, 'hello'));
+
+    # fields: kind, length, mask, payload source
+    my $mask = "\x01\x02\x03\x04";
+    seed($h, 'fields-binary', "\x01\x00" . "\x00\x05$mask" . 'hello');
+    seed($h, 'fields-mixed', "\x01\x02\x00\x02"
+         . "\x01\x03${mask}abc" . "\x02\x04${mask}ping"
+         . "\x08\x20${mask}wide" . "\x03\x00$mask"
+         . "\x00\xff${mask}long" . "\x04\x02${mask}\x03\xe8" . 'after');
+    seed($h, 'fields-big', "\x01\x01\xbf" . "\x70\x10${mask}big!");
+}
+
+# fuzz_http_upgrade.c: conf flags, a cut (BE16), the request
+{
+    my $h = 'fuzz_http_upgrade';
+    my $key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    my $ws = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        . "Sec-WebSocket-Key: $key\r\nSec-WebSocket-Version: 13\r\n";
+    my %reqs = (
+        'ws' => [0x00, "GET /ws HTTP/1.1\r\nHost: a\r\n$ws\r\n"],
+        'ws-early' => [0x00, "GET /ws?ed=2048 HTTP/1.1\r\n$ws"
+                       . "Sec-WebSocket-Protocol: AAECAwQ\r\n\r\nVMESS"],
+        'ws-host' => [0x02, "GET /ws HTTP/1.1\r\nHost: example.COM:443\r\n"
+                      . "$ws\r\n"],
+        'ws-real-ip' => [0x04, "GET /ws HTTP/1.1\r\n$ws"
+                         . "X-Forwarded-For:  192.0.2.1 \r\n\r\n"],
+        'ws-root' => [0x08, "GET / HTTP/1.1\r\n$ws\r\n"],
+        'ws-small' => [0x20, "GET /ws HTTP/1.1\r\n$ws"
+                       . 'X-Pad: ' . ('p' x 600) . "\r\n\r\n"],
+        'httpupgrade' => [0x01, "GET /ws HTTP/1.1\r\nHost: a\r\n"
+                          . "Upgrade: websocket\r\n"
+                          . "Connection: keep-alive, upgrade\r\n\r\nraw"],
+        'httpupgrade-xray' => [0x03, "GET /a/b.c HTTP/1.1\r\n"
+                               . "Host: [example.com]\r\n"
+                               . "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                               . "Sec-WebSocket-Key: any\r\n\r\n"],
+        'httpupgrade-empty-key' => [0x01, "GET /ws HTTP/1.1\r\n"
+                                    . "Upgrade: websocket\r\n"
+                                    . "Connection: upgrade\r\n"
+                                    . "Sec-WebSocket-Key:\r\n\r\n"],
+        'bad-version' => [0x00, "GET /ws HTTP/1.0\r\n$ws\r\n"],
+        'bad-header' => [0x00, "GET /ws HTTP/1.1\r\nUpgrade websocket\r\n\r\n"],
+        'bad-key' => [0x00, "GET /ws HTTP/1.1\r\n"
+                      . "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n\r\n"],
+        'bad-ws-version' => [0x00, "GET /ws HTTP/1.1\r\n"
+                             . "Sec-WebSocket-Version: 8\r\n\r\n"],
+        'other-path' => [0x00, "GET /wsx HTTP/1.1\r\n\r\n"],
+        'partial' => [0x00, "GET /ws HTTP/1.1\r\nUpgr"],
+    );
+    for my $name (sort keys %reqs) {
+        my ($flags, $bytes) = @{ $reqs{$name} };
+        seed($h, $name, pack('Cn', $flags, length($bytes) / 2) . $bytes);
     }
 }
 

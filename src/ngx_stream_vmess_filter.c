@@ -145,7 +145,7 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
         if (d->in || (d->last && !d->last_sent)
             || (!from_upstream && d->eof && !d->shut)
             || (from_upstream && ctx->ws && ctx->ws->close_sent
-                && !ctx->ws->closed && !c->read->eof))
+                && !ctx->ws->frames.closed && !c->read->eof))
         {
             dst->buffered |= NGX_STREAM_VMESS_BUFFERED;
 
@@ -156,7 +156,7 @@ ngx_stream_vmess_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
     /* a pong or close for the client */
 
-    if (!from_upstream && ctx->ws && ctx->ws->reply_opcode) {
+    if (!from_upstream && ctx->ws && ctx->ws->frames.reply_opcode) {
         return ngx_stream_vmess_filter(s, NULL, 1);
     }
 
@@ -672,7 +672,9 @@ ngx_stream_vmess_seal_ws(ngx_stream_session_t *s, ngx_stream_vmess_ctx_t *ctx,
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
 
-    while (d->in || (d->last && !d->last_sent) || ctx->ws->reply_opcode) {
+    while (d->in || (d->last && !d->last_sent)
+           || ctx->ws->frames.reply_opcode)
+    {
 
         cl = ngx_stream_vmess_get_buf(s, d, NGX_STREAM_VMESS_WS_HEADROOM
                                             + NGX_STREAM_VMESS_ENC_SIZE

@@ -325,27 +325,9 @@ typedef struct {
 typedef struct {
     u_char                         *w;          /* preread: unframed end */
     ngx_str_t                       early;
+    vmess_ws_t                      frames;     /* the client's frames,
+                                                   our queued reply */
 
-    ngx_uint_t                      state;
-    u_char                          hdr[14];
-    ngx_uint_t                      hlen;
-    ngx_uint_t                      need;
-    uint64_t                        left;       /* payload left in frame */
-    size_t                          max_frame;
-    u_char                          mask[4];
-    ngx_uint_t                      mpos;
-    ngx_uint_t                      opcode;
-
-    u_char                          ctl[125];   /* control frame payload */
-    size_t                          ctl_len;
-    u_char                          reply[125]; /* queued pong or close */
-    size_t                          reply_len;
-    ngx_uint_t                      reply_opcode;
-
-    unsigned                        fin:1;
-    unsigned                        control:1;
-    unsigned                        in_message:1;
-    unsigned                        closed:1;
     unsigned                        close_sent:1;
     unsigned                        proxy_protocol_seen:1;
 } ngx_stream_vmess_ws_t;

@@ -3,14 +3,16 @@
  * and "vmess_httpupgrade", their handshake.
  *
  * Preread: bytes that begin "GET <path>" for one of the server's paths
- * are read as an HTTP/1.1 upgrade request in c->buffer; a valid handshake
- * gets "101 Switching Protocols" (written here with c->send), a bad one
- * goes to vmess_fallback with the bytes untouched.  Any other bytes are
- * raw VMess (an AuthID is no request line).  After a WebSocket 101 the
- * frames are unframed in place (ngx_stream_vmess_ws_frame.c), so that
- * c->buffer->pos..last holds plain VMess bytes (early data first) for the
- * header parse and for the proxy's preread copy; after an HTTPUpgrade 101
- * the VMess bytes follow the request as they are.
+ * are read as an HTTP/1.1 upgrade request in c->buffer (parsed by the
+ * core, src/vmess/vmess_http.c; a refusal logs its vmess_strerror()); a
+ * valid handshake gets "101 Switching Protocols" (written here with
+ * c->send), a bad one goes to vmess_fallback with the bytes untouched.
+ * Any other bytes are raw VMess (an AuthID is no request line).  After a
+ * WebSocket 101 the frames are unframed in place
+ * (ngx_stream_vmess_ws_frame.c), so that c->buffer->pos..last holds
+ * plain VMess bytes (early data first) for the header parse and for the
+ * proxy's preread copy; after an HTTPUpgrade 101 the VMess bytes follow
+ * the request as they are.
  */
 
 #include <ngx_sha1.h>
@@ -18,32 +20,14 @@
 #include "ngx_stream_vmess_module.h"
 
 
-#define NGX_STREAM_VMESS_WS_HEADER_MAX  8192
 #define NGX_STREAM_VMESS_WS_FRAME_MAX   (1024 * 1024)
 
 
-/* the headers a handshake needs, ngx_stream_vmess_ws_request_t.seen */
-#define NGX_STREAM_VMESS_WS_UPGRADE     0x01
-#define NGX_STREAM_VMESS_WS_CONNECTION  0x02
-#define NGX_STREAM_VMESS_WS_KEY         0x04
-#define NGX_STREAM_VMESS_WS_VERSION     0x08
-#define NGX_STREAM_VMESS_WS_HOST        0x10
-
-#define NGX_STREAM_VMESS_HU_NEEDS                                          \
-    (NGX_STREAM_VMESS_WS_UPGRADE|NGX_STREAM_VMESS_WS_CONNECTION             \
-     |NGX_STREAM_VMESS_WS_HOST)
-#define NGX_STREAM_VMESS_WS_NEEDS                                          \
-    (NGX_STREAM_VMESS_HU_NEEDS|NGX_STREAM_VMESS_WS_KEY                      \
-     |NGX_STREAM_VMESS_WS_VERSION)
-
+/* a request for a transport's path, as the core parsed it */
 
 typedef struct {
-    ngx_stream_vmess_ws_conf_t     *conf;       /* whose path it asks for */
-    ngx_str_t                       key;
-    ngx_str_t                       protocol;
-    ngx_str_t                       real_ip;
-    size_t                          header_len;
-    ngx_uint_t                      seen;
+    ngx_stream_vmess_ws_conf_t     *conf;
+    vmess_http_upgrade_t            http;
 } ngx_stream_vmess_ws_request_t;
 
 static ngx_int_t ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
@@ -51,15 +35,8 @@ static ngx_int_t ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
     u_char **raw);
 static ngx_int_t ngx_stream_vmess_ws_path(ngx_buf_t *b,
     ngx_stream_vmess_srv_conf_t *vscf, ngx_stream_vmess_ws_conf_t **conf);
-static ngx_int_t ngx_stream_vmess_ws_path_match(ngx_buf_t *b,
-    ngx_str_t *path);
-static ngx_int_t ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
-    ngx_stream_vmess_ws_request_t *r, const char **reason);
-static ngx_int_t ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_request_t *r,
-    u_char *name, size_t nlen, u_char *value, size_t vlen,
-    const char **reason);
-static ngx_uint_t ngx_stream_vmess_ws_token(u_char *p, size_t len,
-    const char *token);
+static int ngx_stream_vmess_ws_request(ngx_buf_t *b,
+    ngx_stream_vmess_ws_request_t *r);
 static ngx_int_t ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_ws_request_t *r);
 static ngx_int_t ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
@@ -131,7 +108,7 @@ ngx_stream_vmess_ws_preread(ngx_stream_session_t *s,
 
     c->buffer->last = ws->w;
 
-    if (ws->closed) {
+    if (ws->frames.closed) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "vmess websocket: closed before the VMess header");
         return NGX_STREAM_OK;
@@ -152,9 +129,10 @@ ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
     ngx_stream_vmess_ctx_t *ctx, ngx_stream_vmess_srv_conf_t *vscf,
     u_char **raw)
 {
+    int                             vrc;
     u_char                         *p;
     ngx_int_t                       rc;
-    const char                     *reason;
+    ngx_str_t                       protocol;
     ngx_connection_t               *c;
     ngx_stream_vmess_ws_t          *ws;
     ngx_stream_vmess_ws_request_t   r;
@@ -169,19 +147,18 @@ ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
         return rc;
     }
 
-    reason = NULL;
+    vrc = ngx_stream_vmess_ws_request(c->buffer, &r);
 
-    rc = ngx_stream_vmess_ws_request(s, &r, &reason);
-
-    if (rc == NGX_AGAIN) {
+    if (vrc == VMESS_AGAIN) {
         return NGX_AGAIN;
     }
 
-    if (rc != NGX_OK) {
-        return ngx_stream_vmess_ws_fallback(s, ctx, vscf, r.conf, reason);
+    if (vrc != VMESS_OK) {
+        return ngx_stream_vmess_ws_fallback(s, ctx, vscf, r.conf,
+                                            vmess_strerror(vrc));
     }
 
-    if (r.real_ip.len && ngx_stream_vmess_ws_real_ip(s, &r) != NGX_OK) {
+    if (r.http.real_ip.len && ngx_stream_vmess_ws_real_ip(s, &r) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -192,20 +169,23 @@ ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
     }
 
     if (r.conf->raw) {
-        c->buffer->pos += r.header_len;
+        c->buffer->pos += r.http.header_len;
         return NGX_DECLINED;
     }
 
     ws = ctx->ws;
-    ws->max_frame = r.conf->max_frame;
-    *raw = c->buffer->pos + r.header_len;
+    vmess_ws_init(&ws->frames, r.conf->max_frame);
+    *raw = c->buffer->pos + r.http.header_len;
 
     /* early data first, then the payload of the frames that follow */
 
     p = c->buffer->pos;
 
-    if (r.protocol.len) {
-        if (ngx_decode_base64url(&ws->early, &r.protocol) != NGX_OK) {
+    if (r.http.protocol.len) {
+        protocol.data = (u_char *) r.http.protocol.data;
+        protocol.len = r.http.protocol.len;
+
+        if (ngx_decode_base64url(&ws->early, &protocol) != NGX_OK) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "vmess websocket: bad early data");
             return NGX_STREAM_BAD_REQUEST;
@@ -218,7 +198,7 @@ ngx_stream_vmess_ws_handshake(ngx_stream_session_t *s,
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
                    "vmess websocket: handshake %uz bytes, early %uz",
-                   r.header_len, ws->early.len);
+                   r.http.header_len, ws->early.len);
 
     return NGX_DECLINED;
 }
@@ -234,8 +214,10 @@ static ngx_int_t
 ngx_stream_vmess_ws_path(ngx_buf_t *b, ngx_stream_vmess_srv_conf_t *vscf,
     ngx_stream_vmess_ws_conf_t **conf)
 {
-    ngx_int_t                    rc, found;
+    int                          rc;
+    ngx_int_t                    found;
     ngx_uint_t                   i;
+    vmess_bytes_t                path;
     ngx_stream_vmess_ws_conf_t  *transports[2];
 
     transports[0] = vscf->ws;
@@ -249,14 +231,17 @@ ngx_stream_vmess_ws_path(ngx_buf_t *b, ngx_stream_vmess_srv_conf_t *vscf,
             continue;
         }
 
-        rc = ngx_stream_vmess_ws_path_match(b, &transports[i]->path);
+        path.data = transports[i]->path.data;
+        path.len = transports[i]->path.len;
 
-        if (rc == NGX_OK) {
+        rc = vmess_http_path_match(b->pos, b->last - b->pos, &path);
+
+        if (rc == VMESS_OK) {
             *conf = transports[i];
             return NGX_OK;
         }
 
-        if (rc == NGX_AGAIN) {
+        if (rc == VMESS_AGAIN) {
             found = NGX_AGAIN;
         }
     }
@@ -265,273 +250,26 @@ ngx_stream_vmess_ws_path(ngx_buf_t *b, ngx_stream_vmess_srv_conf_t *vscf,
 }
 
 
-/* "GET /path " or "GET /path?" at b->pos */
+/* the request in b, up to the empty line: VMESS_OK, AGAIN or the error */
 
-static ngx_int_t
-ngx_stream_vmess_ws_path_match(ngx_buf_t *b, ngx_str_t *path)
+static int
+ngx_stream_vmess_ws_request(ngx_buf_t *b, ngx_stream_vmess_ws_request_t *r)
 {
-    u_char  *p;
-    size_t   len, n;
-
-    p = b->pos;
-    len = b->last - p;
-
-    n = ngx_min(len, 4);
-
-    if (ngx_strncmp(p, "GET ", n) != 0) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_strncmp(p + n, path->data, ngx_min(len - n, path->len)) != 0) {
-        return NGX_DECLINED;
-    }
-
-    if (len <= 4 + path->len) {
-        return NGX_AGAIN;
-    }
-
-    p += 4 + path->len;
-
-    return (*p == ' ' || *p == '?') ? NGX_OK : NGX_DECLINED;
-}
-
-
-/* the request after "GET /path", up to the empty line */
-
-static ngx_int_t
-ngx_stream_vmess_ws_request(ngx_stream_session_t *s,
-    ngx_stream_vmess_ws_request_t *r, const char **reason)
-{
-    u_char      *p, *last, *end, *line, *colon, *v, *ve;
-    size_t       limit;
-    ngx_uint_t   needs;
-    ngx_buf_t   *b;
-
-    b = s->connection->buffer;
-    p = b->pos + 4 + r->conf->path.len;
-    last = b->last;
-
-    limit = ngx_min((size_t) (b->end - b->pos),
-                    NGX_STREAM_VMESS_WS_HEADER_MAX);
-
-    end = ngx_strlcasestrn(b->pos, ngx_min(last, b->pos + limit),
-                           (u_char *) "\r\n\r\n", 4 - 1);
-
-    if (end == NULL) {
-        if ((size_t) (last - b->pos) >= limit) {
-            *reason = "request header too large";
-            return NGX_DECLINED;
-        }
-
-        return NGX_AGAIN;
-    }
-
-    end += 4;
-    r->header_len = end - b->pos;
-
-    /* the rest of the request line: " HTTP/1.1\r\n" after the target */
-
-    line = ngx_strlchr(p, end, LF);
-
-    if (line - p < 10
-        || ngx_strncmp(line - 10, " HTTP/1.1\r", 10) != 0
-        || ngx_strlchr(p, line - 10, ' ') != NULL)
-    {
-        *reason = "bad request line";
-        return NGX_DECLINED;
-    }
-
-    if (r->conf->host.len == 0) {
-        r->seen |= NGX_STREAM_VMESS_WS_HOST;
-    }
-
-    p = line + 1;
-
-    while (p < end - 2) {
-        line = ngx_strlchr(p, end, LF);
-
-        if (line == NULL || line == p || line[-1] != CR) {
-            *reason = "bad header line";
-            return NGX_DECLINED;
-        }
-
-        colon = ngx_strlchr(p, line, ':');
-
-        if (colon == NULL || colon == p) {
-            *reason = "bad header line";
-            return NGX_DECLINED;
-        }
-
-        v = colon + 1;
-        ve = line - 1;
-
-        while (v < ve && (*v == ' ' || *v == '\t')) {
-            v++;
-        }
-
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) {
-            ve--;
-        }
-
-        if (ngx_stream_vmess_ws_header(r, p, colon - p, v, ve - v, reason)
-            != NGX_OK)
-        {
-            return NGX_DECLINED;
-        }
-
-        p = line + 1;
-    }
-
-    needs = r->conf->raw ? NGX_STREAM_VMESS_HU_NEEDS
-                         : NGX_STREAM_VMESS_WS_NEEDS;
-
-    if ((r->seen & needs) != needs) {
-        if (!(r->seen & NGX_STREAM_VMESS_WS_UPGRADE)) {
-            *reason = "no websocket upgrade";
-
-        } else {
-            *reason = r->conf->raw ? "incomplete handshake"
-                                   : "incomplete websocket handshake";
-        }
-
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * HTTPUpgrade clients (Xray, sing-box, v2fly 5) send the WebSocket
- * Upgrade and Connection headers; Xray also a key, whose accept value
- * goes back as Xray's own server does.  Their early data is only sent
- * before the 101, as raw bytes behind the request.
- */
-
-static ngx_int_t
-ngx_stream_vmess_ws_header(ngx_stream_vmess_ws_request_t *r, u_char *name,
-    size_t nlen, u_char *value, size_t vlen, const char **reason)
-{
-    u_char                      *colon, key[24];
-    size_t                       hlen;
-    ngx_str_t                    src, dst;
     ngx_stream_vmess_ws_conf_t  *wscf;
-
-#define ngx_ws_is(s)                                                         \
-    (nlen == sizeof(s) - 1 && ngx_strncasecmp(name, (u_char *) s, nlen) == 0)
+    vmess_http_upgrade_conf_t    conf;
 
     wscf = r->conf;
 
-    if (ngx_ws_is("Upgrade")) {
-        if (vlen != 9 || ngx_strncasecmp(value, (u_char *) "websocket", 9)
-                         != 0)
-        {
-            *reason = "no websocket upgrade";
-            return NGX_DECLINED;
-        }
+    conf.path.data = wscf->path.data;
+    conf.path.len = wscf->path.len;
+    conf.host.data = wscf->host.data;
+    conf.host.len = wscf->host.len;
+    conf.real_ip_header.data = wscf->real_ip_header.data;
+    conf.real_ip_header.len = wscf->real_ip_header.len;
+    conf.raw = wscf->raw;
 
-        r->seen |= NGX_STREAM_VMESS_WS_UPGRADE;
-
-    } else if (ngx_ws_is("Connection")) {
-        if (ngx_stream_vmess_ws_token(value, vlen, "upgrade")) {
-            r->seen |= NGX_STREAM_VMESS_WS_CONNECTION;
-        }
-
-    } else if (ngx_ws_is("Sec-WebSocket-Key")) {
-        src.data = value;
-        src.len = vlen;
-        dst.data = key;
-
-        if (!wscf->raw
-            && (vlen != 24 || ngx_decode_base64(&dst, &src) != NGX_OK
-                || dst.len != 16))
-        {
-            *reason = "bad Sec-WebSocket-Key";
-            return NGX_DECLINED;
-        }
-
-        r->key = src;
-        r->seen |= NGX_STREAM_VMESS_WS_KEY;
-
-    } else if (ngx_ws_is("Sec-WebSocket-Version") && !wscf->raw) {
-        if (vlen != 2 || value[0] != '1' || value[1] != '3') {
-            *reason = "unsupported Sec-WebSocket-Version";
-            return NGX_DECLINED;
-        }
-
-        r->seen |= NGX_STREAM_VMESS_WS_VERSION;
-
-    } else if (ngx_ws_is("Sec-WebSocket-Protocol") && !wscf->raw) {
-        r->protocol.data = value;
-        r->protocol.len = vlen;
-
-    } else if (ngx_ws_is("Host") && wscf->host.len) {
-        hlen = vlen;
-
-        if (hlen && value[0] != '[') {
-            colon = ngx_strlchr(value, value + vlen, ':');
-
-            if (colon) {
-                hlen = colon - value;
-            }
-        }
-
-        if (hlen != wscf->host.len
-            || ngx_strncasecmp(value, wscf->host.data, hlen) != 0)
-        {
-            *reason = "other host";
-            return NGX_DECLINED;
-        }
-
-        r->seen |= NGX_STREAM_VMESS_WS_HOST;
-
-    } else if (wscf->real_ip_header.len
-               && nlen == wscf->real_ip_header.len
-               && ngx_strncasecmp(name, wscf->real_ip_header.data, nlen)
-                  == 0)
-    {
-        r->real_ip.data = value;
-        r->real_ip.len = vlen;
-    }
-
-#undef ngx_ws_is
-
-    return NGX_OK;
-}
-
-
-/* a token in a comma separated list, case-insensitive */
-
-static ngx_uint_t
-ngx_stream_vmess_ws_token(u_char *p, size_t len, const char *token)
-{
-    u_char  *last, *e;
-    size_t   n;
-
-    n = ngx_strlen(token);
-    last = p + len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        e = p;
-
-        while (e < last && *e != ',' && *e != ' ' && *e != '\t') {
-            e++;
-        }
-
-        if ((size_t) (e - p) == n && ngx_strncasecmp(p, (u_char *) token, n)
-                                     == 0)
-        {
-            return 1;
-        }
-
-        p = e;
-    }
-
-    return 0;
+    return vmess_http_upgrade_parse(&conf, b->pos, b->last - b->pos,
+                                    b->end - b->pos, &r->http);
 }
 
 
@@ -554,10 +292,10 @@ ngx_stream_vmess_ws_accept(ngx_stream_session_t *s,
             return NGX_ERROR;
         }
 
-        if (r->protocol.len) {
+        if (r->http.protocol.len) {
             ws->early.data = ngx_pnalloc(c->pool,
                                          ngx_base64_decoded_length(
-                                             r->protocol.len));
+                                             r->http.protocol.len));
             if (ws->early.data == NULL) {
                 return NGX_ERROR;
             }
@@ -589,7 +327,7 @@ ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
 
     c = s->connection;
 
-    out = ngx_pnalloc(c->pool, 256 + r->protocol.len);
+    out = ngx_pnalloc(c->pool, 256 + r->http.protocol.len);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -601,9 +339,9 @@ ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
                           "Upgrade: websocket\r\n"
                           "Connection: Upgrade\r\n") - 1);
 
-    if (r->key.len) {
+    if (r->http.key.len) {
         ngx_sha1_init(&sha1);
-        ngx_sha1_update(&sha1, r->key.data, r->key.len);
+        ngx_sha1_update(&sha1, r->http.key.data, r->http.key.len);
         ngx_sha1_update(&sha1, ngx_stream_vmess_ws_guid,
                         sizeof(ngx_stream_vmess_ws_guid) - 1);
         ngx_sha1_final(hash, &sha1);
@@ -619,10 +357,10 @@ ngx_stream_vmess_ws_respond(ngx_stream_session_t *s,
         *p++ = CR; *p++ = LF;
     }
 
-    if (r->protocol.len) {
+    if (r->http.protocol.len) {
         p = ngx_cpymem(p, "Sec-WebSocket-Protocol: ",
                        sizeof("Sec-WebSocket-Protocol: ") - 1);
-        p = ngx_cpymem(p, r->protocol.data, r->protocol.len);
+        p = ngx_cpymem(p, r->http.protocol.data, r->http.protocol.len);
         *p++ = CR; *p++ = LF;
     }
 
@@ -654,35 +392,36 @@ ngx_stream_vmess_ws_real_ip(ngx_stream_session_t *s,
     ngx_stream_vmess_ws_request_t *r)
 {
     u_char            *p;
-    ngx_str_t         *value;
+    ngx_str_t          value;
     ngx_addr_t         addr;
     ngx_connection_t  *c;
 
     c = s->connection;
-    value = &r->real_ip;
+    value.data = (u_char *) r->http.real_ip.data;
+    value.len = r->http.real_ip.len;
 
     if (c->sockaddr->sa_family != AF_UNIX) {
         return NGX_OK;
     }
 
-    if (ngx_parse_addr(c->pool, &addr, value->data, value->len) != NGX_OK) {
+    if (ngx_parse_addr(c->pool, &addr, value.data, value.len) != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "vmess %s: bad real ip \"%V\"",
-                      ngx_stream_vmess_ws_name(r->conf), value);
+                      ngx_stream_vmess_ws_name(r->conf), &value);
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(c->pool, value->len);
+    p = ngx_pnalloc(c->pool, value.len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, value->data, value->len);
+    ngx_memcpy(p, value.data, value.len);
 
     c->sockaddr = addr.sockaddr;
     c->socklen = addr.socklen;
     c->addr_text.data = p;
-    c->addr_text.len = value->len;
+    c->addr_text.len = value.len;
 
     return NGX_OK;
 }

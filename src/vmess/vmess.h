@@ -46,6 +46,28 @@
 #define VMESS_ERR_CRYPTO              -17  /* OpenSSL call failed */
 #define VMESS_ERR_INVALID             -18  /* caller passed bad arguments */
 
+/* WebSocket frames (vmess_ws.c) */
+#define VMESS_ERR_WS_RESERVED         -19
+#define VMESS_ERR_WS_UNMASKED         -20
+#define VMESS_ERR_WS_OPCODE           -21
+#define VMESS_ERR_WS_CONTROL          -22  /* fragmented or over 125 */
+#define VMESS_ERR_WS_CONTINUATION     -23  /* no message to continue */
+#define VMESS_ERR_WS_UNFINISHED       -24  /* new message inside one */
+#define VMESS_ERR_WS_TEXT             -25
+#define VMESS_ERR_WS_TOO_LARGE        -26  /* over max_frame */
+
+/* HTTP upgrade requests (vmess_http.c) */
+#define VMESS_ERR_HTTP_OTHER_PATH     -27  /* not "GET <path>[ ?]" */
+#define VMESS_ERR_HTTP_TOO_LARGE      -28
+#define VMESS_ERR_HTTP_REQUEST_LINE   -29
+#define VMESS_ERR_HTTP_HEADER_LINE    -30
+#define VMESS_ERR_HTTP_NO_UPGRADE     -31
+#define VMESS_ERR_HTTP_INCOMPLETE     -32  /* HTTPUpgrade: headers missing */
+#define VMESS_ERR_HTTP_INCOMPLETE_WS  -33  /* WebSocket: headers missing */
+#define VMESS_ERR_HTTP_WS_KEY         -34
+#define VMESS_ERR_HTTP_WS_VERSION     -35
+#define VMESS_ERR_HTTP_HOST           -36
+
 const char *vmess_strerror(int rc);
 
 
@@ -510,5 +532,117 @@ int vmess_mux_read(vmess_mux_reader_t *r, const uint8_t *in, size_t len,
 /* frame header (meta and, with OPT_DATA, the BE16 data length) */
 int vmess_mux_write_header(const vmess_mux_frame_t *frame, uint8_t *out,
     size_t cap, size_t *len);
+
+
+/*
+ * WebSocket frames, RFC 6455 (vmess_ws.c): the server's side.  The
+ * unframer takes client frames (masked) in pieces of any size and writes
+ * their data payload out; control frames are read into its state and
+ * answered through reply (a pong, or an echoed close).
+ */
+
+#define VMESS_WS_CONT                   0x0
+#define VMESS_WS_TEXT                   0x1
+#define VMESS_WS_BINARY                 0x2
+#define VMESS_WS_CLOSE                  0x8
+#define VMESS_WS_PING                   0x9
+#define VMESS_WS_PONG                   0xa
+
+#define VMESS_WS_CONTROL_MAX            125     /* control payload bytes */
+#define VMESS_WS_HEADER_MAX             14      /* 64-bit length, mask */
+
+typedef struct {
+    uint64_t                    max_frame;  /* payload bytes of a frame */
+    uint64_t                    left;       /* payload left in the frame;
+                                               after WS_TOO_LARGE its
+                                               length */
+    uint8_t                     hdr[VMESS_WS_HEADER_MAX];
+    size_t                      hlen;
+    size_t                      need;       /* header bytes, once known */
+    uint8_t                     mask[4];
+    unsigned                    mpos;
+    unsigned                    opcode;
+
+    uint8_t                     ctl[VMESS_WS_CONTROL_MAX];
+    size_t                      ctl_len;
+
+    /* a queued pong or close: the caller sends it and clears
+     * reply_opcode; a later ping replaces a pong not yet sent */
+    uint8_t                     reply[VMESS_WS_CONTROL_MAX];
+    size_t                      reply_len;
+    unsigned                    reply_opcode;
+
+    unsigned                    in_payload:1;
+    unsigned                    fin:1;
+    unsigned                    control:1;
+    unsigned                    in_message:1;   /* a fragmented one */
+    unsigned                    closed:1;   /* the client's close read */
+} vmess_ws_t;
+
+void vmess_ws_init(vmess_ws_t *ws, uint64_t max_frame);
+
+/*
+ * All of in[0..len) is consumed; the data payload goes to out, *out_len
+ * bytes.  out may be in (in place): what is written never overtakes what
+ * is read.  Bytes after a close frame are dropped.  VMESS_OK, or a
+ * VMESS_ERR_WS_* error, after which ws is not to be used again.
+ */
+int vmess_ws_unframe(vmess_ws_t *ws, const uint8_t *in, size_t len,
+    uint8_t *out, size_t *out_len);
+
+/* bytes of a frame header for a payload of len (2, 4 or 10, + 4 masked) */
+size_t vmess_ws_frame_header_len(uint64_t len, int masked);
+/* writes the header at p (mask NULL: a server frame, unmasked) and
+ * returns its size; the caller masks a client frame's payload itself */
+size_t vmess_ws_frame_header(uint8_t *p, int fin, unsigned opcode,
+    uint64_t len, const uint8_t mask[4]);
+
+
+/*
+ * The HTTP/1.1 upgrade request of the WebSocket and HTTPUpgrade
+ * transports (vmess_http.c): "GET <path>[ ?]... HTTP/1.1", headers, the
+ * empty line.  Parsed whole, again from its start each time more bytes
+ * arrive; what it finds points into the caller's bytes.
+ */
+
+#define VMESS_HTTP_HEADER_MAX           8192    /* up to the empty line */
+
+typedef struct {
+    vmess_bytes_t               path;       /* "/...", no ' ' or '?' */
+    vmess_bytes_t               host;       /* empty: any Host or none */
+    vmess_bytes_t               real_ip_header;  /* empty: none */
+    int                         raw;        /* HTTPUpgrade: no key or
+                                               version needed */
+} vmess_http_upgrade_conf_t;
+
+/* the headers a handshake needs, vmess_http_upgrade_t.seen */
+#define VMESS_HTTP_SEEN_UPGRADE         0x01
+#define VMESS_HTTP_SEEN_CONNECTION      0x02
+#define VMESS_HTTP_SEEN_KEY             0x04
+#define VMESS_HTTP_SEEN_VERSION         0x08
+#define VMESS_HTTP_SEEN_HOST            0x10
+
+typedef struct {
+    vmess_bytes_t               key;        /* Sec-WebSocket-Key */
+    vmess_bytes_t               protocol;   /* Sec-WebSocket-Protocol */
+    vmess_bytes_t               real_ip;    /* conf's real_ip_header */
+    size_t                      header_len; /* through the empty line */
+    unsigned                    seen;
+} vmess_http_upgrade_t;
+
+/* "GET <path> " or "GET <path>?" at p: VMESS_OK; VMESS_AGAIN while the
+ * bytes could still become it; else VMESS_ERR_HTTP_OTHER_PATH */
+int vmess_http_path_match(const uint8_t *p, size_t len,
+    const vmess_bytes_t *path);
+
+/*
+ * The request in p[0..len); room (>= len) is how many bytes the caller's
+ * buffer could hold, the request is refused as too large when neither it
+ * nor VMESS_HTTP_HEADER_MAX bytes hold the header.  VMESS_OK with *r
+ * filled, VMESS_AGAIN, or a VMESS_ERR_HTTP_* error: the first bad field.
+ * Values are trimmed of spaces and tabs; names are case-insensitive.
+ */
+int vmess_http_upgrade_parse(const vmess_http_upgrade_conf_t *conf,
+    const uint8_t *p, size_t len, size_t room, vmess_http_upgrade_t *r);
 
 #endif /* VMESS_H */

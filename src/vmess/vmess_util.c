@@ -57,6 +57,42 @@ vmess_strerror(int rc)
         return "crypto library error";
     case VMESS_ERR_INVALID:
         return "invalid argument";
+    case VMESS_ERR_WS_RESERVED:
+        return "reserved bits set";
+    case VMESS_ERR_WS_UNMASKED:
+        return "unmasked client frame";
+    case VMESS_ERR_WS_OPCODE:
+        return "unknown opcode";
+    case VMESS_ERR_WS_CONTROL:
+        return "bad control frame";
+    case VMESS_ERR_WS_CONTINUATION:
+        return "unexpected continuation frame";
+    case VMESS_ERR_WS_UNFINISHED:
+        return "unfinished fragmented message";
+    case VMESS_ERR_WS_TEXT:
+        return "text frame";
+    case VMESS_ERR_WS_TOO_LARGE:
+        return "frame too large";
+    case VMESS_ERR_HTTP_OTHER_PATH:
+        return "not a request for the path";
+    case VMESS_ERR_HTTP_TOO_LARGE:
+        return "request header too large";
+    case VMESS_ERR_HTTP_REQUEST_LINE:
+        return "bad request line";
+    case VMESS_ERR_HTTP_HEADER_LINE:
+        return "bad header line";
+    case VMESS_ERR_HTTP_NO_UPGRADE:
+        return "no websocket upgrade";
+    case VMESS_ERR_HTTP_INCOMPLETE:
+        return "incomplete handshake";
+    case VMESS_ERR_HTTP_INCOMPLETE_WS:
+        return "incomplete websocket handshake";
+    case VMESS_ERR_HTTP_WS_KEY:
+        return "bad Sec-WebSocket-Key";
+    case VMESS_ERR_HTTP_WS_VERSION:
+        return "unsupported Sec-WebSocket-Version";
+    case VMESS_ERR_HTTP_HOST:
+        return "other host";
     }
 
     return "unknown error";
