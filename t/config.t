@@ -95,6 +95,11 @@ refused('upgrade_twice',
                       . "        vmess_httpupgrade /b;\n"),
         qr/vmess_httpupgrade \/b/, '"vmess_httpupgrade" directive is duplicate');
 
+refused('mux_stall_bad',
+        conf(extra => "        vmess_mux_stall_timeout 5q;\n"),
+        qr/vmess_mux_stall_timeout/,
+        '"vmess_mux_stall_timeout" directive invalid value');
+
 write_file($t->dir() . '/users', "# users\n" . random_uuid() . " carol\n"
                                  . "\nnot-a-uuid dave\n");
 $t->write_conf(conf(extra => "        vmess_user_file %%TESTDIR%%/users;\n"),
