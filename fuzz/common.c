@@ -136,10 +136,37 @@ fuzz_split_next(fuzz_split_t *sp, size_t left)
 
 
 void
-fuzz_window(uint8_t *buf, size_t len, size_t from, size_t to)
+fuzz_window_open(fuzz_window_t *w, uint8_t *buf, size_t len)
 {
+    w->buf = buf;
+    w->len = len;
+    w->from = 0;
+    w->to = 0;
+
     ASAN_POISON_MEMORY_REGION(buf, len);
-    ASAN_UNPOISON_MEMORY_REGION(buf + from, to - from);
+}
+
+
+void
+fuzz_window_move(fuzz_window_t *w, size_t from, size_t to)
+{
+    if (from < w->from || to < w->to || from > to || to > w->len) {
+        fuzz_fail("window moved back: [%zu, %zu) after [%zu, %zu)",
+                  from, to, w->from, w->to);
+    }
+
+    ASAN_POISON_MEMORY_REGION(w->buf + w->from, from - w->from);
+    ASAN_UNPOISON_MEMORY_REGION(w->buf + from, to - from);
+
+    w->from = from;
+    w->to = to;
+}
+
+
+void
+fuzz_window_close(fuzz_window_t *w)
+{
+    ASAN_UNPOISON_MEMORY_REGION(w->buf, w->len);
 }
 
 
@@ -218,10 +245,12 @@ fuzz_body_feed(vmess_body_t *b, const uint8_t *stream, size_t len,
     size_t         pos, delivered, win, consumed, produced, cap, steps;
     size_t         consumed2, produced2;
     uint8_t       *copy, *in, *out, *big, *little;
+    fuzz_window_t  window;
 
     memset(r, 0, sizeof(fuzz_body_result_t));
 
     copy = fuzz_dup(stream, len);
+    fuzz_window_open(&window, copy, len);
 
     r->out = fuzz_alloc(len);
     r->ends = fuzz_alloc(FUZZ_ENDS_MAX * sizeof(size_t));
@@ -252,7 +281,7 @@ fuzz_body_feed(vmess_body_t *b, const uint8_t *stream, size_t len,
 
         win = delivered - pos;
         in = copy + pos;
-        fuzz_window(copy, len, pos, delivered);
+        fuzz_window_move(&window, pos, delivered);
         out = (cap == FUZZ_OUT_CAP) ? big : little;
         consumed = (size_t) -1;
         produced = (size_t) -1;
@@ -314,7 +343,7 @@ fuzz_body_feed(vmess_body_t *b, const uint8_t *stream, size_t len,
     r->eof = b->eof;
     r->consumed = pos;
 
-    fuzz_window(copy, len, 0, len);
+    fuzz_window_close(&window);
     free(copy);
     free(big);
     free(little);
@@ -332,15 +361,17 @@ void
 fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
     fuzz_split_t *sp, unsigned stages, fuzz_body_result_t *r)
 {
-    int        rc, rc2, stage, partial;
-    size_t     pos, delivered, win, consumed, produced, steps, pending;
-    size_t     consumed2, produced2;
-    uint8_t   *copy, *in, *plain, *plain2;
+    int             rc, rc2, stage, partial;
+    size_t          pos, delivered, win, consumed, produced, steps, pending;
+    size_t          consumed2, produced2;
+    uint8_t        *copy, *in, *plain, *plain2;
+    fuzz_window_t   window;
 
     memset(r, 0, sizeof(fuzz_body_result_t));
 
     /* writable: chunks are opened where they lie */
     copy = fuzz_dup(stream, len);
+    fuzz_window_open(&window, copy, len);
 
     r->out = fuzz_alloc(len);
     r->ends = fuzz_alloc(FUZZ_ENDS_MAX * sizeof(size_t));
@@ -369,7 +400,7 @@ fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
         stage = (stages >> (steps % 6)) & 1;
         win = delivered - pos;
         in = copy + pos;
-        fuzz_window(copy, len, pos, delivered);
+        fuzz_window_move(&window, pos, delivered);
         consumed = (size_t) -1;
         produced = (size_t) -1;
 
@@ -452,7 +483,7 @@ fuzz_body_feed_inplace(vmess_body_t *b, const uint8_t *stream, size_t len,
     r->consumed = pos;
     r->kept = delivered - pos;
 
-    fuzz_window(copy, len, 0, len);
+    fuzz_window_close(&window);
     free(copy);
 }
 

@@ -75,9 +75,19 @@ void *fuzz_alloc(size_t len);
 /*
  * Of buf (len bytes, heap) only [from, to) is readable under ASan: a
  * zero-copy exact-size input window.  (from is exact to 8 bytes only.)
- * Make it all readable again before freeing it.
+ * A window only moves forward, so a move changes the shadow of the bytes
+ * it passes over, not of the whole buffer.  Close it before freeing buf.
  */
-void fuzz_window(uint8_t *buf, size_t len, size_t from, size_t to);
+typedef struct {
+    uint8_t                    *buf;
+    size_t                      len;
+    size_t                      from;
+    size_t                      to;
+} fuzz_window_t;
+
+void fuzz_window_open(fuzz_window_t *w, uint8_t *buf, size_t len);
+void fuzz_window_move(fuzz_window_t *w, size_t from, size_t to);
+void fuzz_window_close(fuzz_window_t *w);
 /* buf = src repeated (src_len > 0) */
 void fuzz_fill(uint8_t *buf, size_t len, const uint8_t *src,
     size_t src_len);

@@ -112,6 +112,7 @@ fuzz_read(const uint8_t *stream, size_t len, fuzz_split_t *sp,
     const uint8_t       *d;
     vmess_mux_frame_t    f, f2;
     vmess_mux_reader_t   rd, rd2;
+    fuzz_window_t        window;
 
     memset(r, 0, sizeof(fuzz_result_t));
     r->log_cap = 2 * len + 64;
@@ -121,6 +122,7 @@ fuzz_read(const uint8_t *stream, size_t len, fuzz_split_t *sp,
 
     /* one exact copy; only the window being read is readable */
     copy = fuzz_dup(stream, len);
+    fuzz_window_open(&window, copy, len);
 
     pos = 0;
     delivered = 0;
@@ -143,7 +145,7 @@ fuzz_read(const uint8_t *stream, size_t len, fuzz_split_t *sp,
 
         win = delivered - pos;
         in = copy + pos;
-        fuzz_window(copy, len, pos, delivered);
+        fuzz_window_move(&window, pos, delivered);
         consumed = (size_t) -1;
         d = NULL;
         dlen = (size_t) -1;
@@ -220,7 +222,7 @@ fuzz_read(const uint8_t *stream, size_t len, fuzz_split_t *sp,
 
 done:
 
-    fuzz_window(copy, len, 0, len);
+    fuzz_window_close(&window);
     free(copy);
 
     r->rc = rc;
