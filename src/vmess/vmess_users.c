@@ -4,8 +4,10 @@
 
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "vmess.h"
 
@@ -41,20 +43,6 @@ typedef struct {
  * no tombstones and a probe ends at the first free bucket.  The pointers
  * lead into the same caller's memory, which must not move after init.
  */
-/*
- * The HMAC-MD5s of one update, built from plain MD5 digests: MD5 fetched
- * once, each ID's padded key digested once into inner and outer, then a
- * second costs two context copies and two one-block finals: half the time
- * of keying an EVP_MAC context for every second.
- */
-typedef struct {
-    EVP_MD                     *md5;
-    EVP_MD_CTX                 *inner;      /* MD5 after key ^ ipad */
-    EVP_MD_CTX                 *outer;      /* MD5 after key ^ opad */
-    EVP_MD_CTX                 *work;
-} vmess_legacy_hmac_t;
-
-
 struct vmess_legacy_index_s {
     size_t                      n_ids;
     size_t                      mask;       /* buckets - 1 */
@@ -75,12 +63,8 @@ static size_t vmess_legacy_layout(const vmess_user_t *users, size_t n,
     size_t *n_ids, size_t *buckets, size_t *ids_off, size_t *owner_off,
     size_t *table_off, size_t *ring_off);
 static void vmess_legacy_clear(vmess_legacy_index_t *idx);
-static int vmess_legacy_add(vmess_legacy_index_t *idx,
-    vmess_legacy_hmac_t *h, int64_t from, int64_t to);
-static int vmess_legacy_hmac_key(vmess_legacy_hmac_t *h,
-    const uint8_t key[16]);
-static int vmess_legacy_hmac(vmess_legacy_hmac_t *h, const uint8_t msg[8],
-    uint8_t out[16]);
+static int vmess_legacy_add(vmess_legacy_index_t *idx, EVP_MAC_CTX *mac,
+    int64_t from, int64_t to);
 static void vmess_legacy_drop(vmess_legacy_index_t *idx, int64_t from,
     int64_t to);
 static uint32_t vmess_legacy_tag(const uint8_t *auth);
@@ -364,9 +348,12 @@ vmess_legacy_clear(vmess_legacy_index_t *idx)
 int
 vmess_legacy_index_update(vmess_legacy_index_t *idx, int64_t now)
 {
-    int                  rc;
-    int64_t              lo, hi;
-    vmess_legacy_hmac_t  h;
+    int           rc;
+    int64_t       lo, hi;
+    EVP_MAC      *hmac;
+    EVP_MAC_CTX  *mac;
+    char          digest[] = "MD5";
+    OSSL_PARAM    params[2];
 
     if (now < 0 || now > INT64_MAX - VMESS_AUTHID_WINDOW) {
         return VMESS_ERR_INVALID;
@@ -383,13 +370,14 @@ vmess_legacy_index_update(vmess_legacy_index_t *idx, int64_t now)
         return VMESS_OK;
     }
 
-    h.md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-    h.inner = EVP_MD_CTX_new();
-    h.outer = EVP_MD_CTX_new();
-    h.work = EVP_MD_CTX_new();
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
 
-    if (h.md5 == NULL || h.inner == NULL || h.outer == NULL || h.work == NULL)
-    {
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    mac = (hmac != NULL) ? EVP_MAC_CTX_new(hmac) : NULL;
+
+    if (mac == NULL || !EVP_MAC_CTX_set_params(mac, params)) {
         rc = VMESS_ERR_CRYPTO;
         goto done;
     }
@@ -397,7 +385,7 @@ vmess_legacy_index_update(vmess_legacy_index_t *idx, int64_t now)
     if (idx->lo > idx->hi || lo > idx->hi || hi < idx->lo) {
         /* nothing in common with the new window */
         vmess_legacy_clear(idx);
-        rc = vmess_legacy_add(idx, &h, lo, hi);
+        rc = vmess_legacy_add(idx, mac, lo, hi);
         goto done;
     }
 
@@ -405,10 +393,10 @@ vmess_legacy_index_update(vmess_legacy_index_t *idx, int64_t now)
     vmess_legacy_drop(idx, idx->lo, lo - 1);
     vmess_legacy_drop(idx, hi + 1, idx->hi);
 
-    rc = vmess_legacy_add(idx, &h, lo, idx->lo - 1);
+    rc = vmess_legacy_add(idx, mac, lo, idx->lo - 1);
 
     if (rc == VMESS_OK) {
-        rc = vmess_legacy_add(idx, &h, idx->hi + 1, hi);
+        rc = vmess_legacy_add(idx, mac, idx->hi + 1, hi);
     }
 
 done:
@@ -422,31 +410,37 @@ done:
         vmess_legacy_clear(idx);
     }
 
-    EVP_MD_CTX_free(h.work);
-    EVP_MD_CTX_free(h.outer);
-    EVP_MD_CTX_free(h.inner);
-    EVP_MD_free(h.md5);
+    EVP_MAC_CTX_free(mac);
+    EVP_MAC_free(hmac);
 
     return rc;
 }
 
 
-/* adds the seconds [from, to] (none if from > to) of every ID */
+/*
+ * Adds the seconds [from, to] (none if from > to) of every ID.  Each ID is
+ * keyed once: EVP_MAC_init() with a NULL key restarts from the key already
+ * set, half the cost of keying again.  OpenSSL 3.0.0 to 3.0.2 take that
+ * restart as a silent no-op (openssl issue 17811): there every second is
+ * keyed.
+ */
 
 static int
-vmess_legacy_add(vmess_legacy_index_t *idx, vmess_legacy_hmac_t *h,
-    int64_t from, int64_t to)
+vmess_legacy_add(vmess_legacy_index_t *idx, EVP_MAC_CTX *mac, int64_t from,
+    int64_t to)
 {
-    int            i;
-    size_t         id, slot;
-    int64_t        ts;
-    uint8_t        msg[8];
-    uint32_t       e;
+    int             i, restart;
+    size_t          id, len, slot;
+    int64_t         ts;
+    uint8_t         msg[8];
+    uint32_t        e;
     const uint8_t  *key;
 
     if (from > to) {
         return VMESS_OK;
     }
+
+    restart = OpenSSL_version_num() >= 0x30000030L;
 
     for (ts = from; ts <= to; ts++) {
         idx->slot_ts[ts % VMESS_LEGACY_SLOTS] = ts;
@@ -454,10 +448,6 @@ vmess_legacy_add(vmess_legacy_index_t *idx, vmess_legacy_hmac_t *h,
 
     for (id = 0; id < idx->n_ids; id++) {
         key = idx->ids + id * 16;
-
-        if (vmess_legacy_hmac_key(h, key) != VMESS_OK) {
-            return VMESS_ERR_CRYPTO;
-        }
 
         for (ts = from; ts <= to; ts++) {
             for (i = 0; i < 8; i++) {
@@ -467,8 +457,11 @@ vmess_legacy_add(vmess_legacy_index_t *idx, vmess_legacy_hmac_t *h,
             slot = (size_t) (ts % VMESS_LEGACY_SLOTS);
             e = (uint32_t) (slot * idx->n_ids + id);
 
-            if (vmess_legacy_hmac(h, msg, idx->ring + (size_t) e * 16)
-                != VMESS_OK)
+            if (!EVP_MAC_init(mac, (ts == from || !restart) ? key : NULL, 16,
+                              NULL)
+                || !EVP_MAC_update(mac, msg, 8)
+                || !EVP_MAC_final(mac, idx->ring + (size_t) e * 16, &len, 16)
+                || len != 16)
             {
                 return VMESS_ERR_CRYPTO;
             }
@@ -477,55 +470,6 @@ vmess_legacy_add(vmess_legacy_index_t *idx, vmess_legacy_hmac_t *h,
                 return VMESS_ERR_NO_SPACE;
             }
         }
-    }
-
-    return VMESS_OK;
-}
-
-
-/* RFC 2104 with a 16-byte key: the key padded to MD5's 64-byte block */
-
-static int
-vmess_legacy_hmac_key(vmess_legacy_hmac_t *h, const uint8_t key[16])
-{
-    int      ok;
-    size_t   i;
-    uint8_t  ipad[64], opad[64];
-
-    memset(ipad, 0x36, sizeof(ipad));
-    memset(opad, 0x5c, sizeof(opad));
-
-    for (i = 0; i < 16; i++) {
-        ipad[i] ^= key[i];
-        opad[i] ^= key[i];
-    }
-
-    ok = EVP_DigestInit_ex(h->inner, h->md5, NULL)
-         && EVP_DigestUpdate(h->inner, ipad, sizeof(ipad))
-         && EVP_DigestInit_ex(h->outer, h->md5, NULL)
-         && EVP_DigestUpdate(h->outer, opad, sizeof(opad));
-
-    OPENSSL_cleanse(ipad, sizeof(ipad));
-    OPENSSL_cleanse(opad, sizeof(opad));
-
-    return ok ? VMESS_OK : VMESS_ERR_CRYPTO;
-}
-
-
-static int
-vmess_legacy_hmac(vmess_legacy_hmac_t *h, const uint8_t msg[8],
-    uint8_t out[16])
-{
-    uint8_t  inner[16];
-
-    if (!EVP_MD_CTX_copy_ex(h->work, h->inner)
-        || !EVP_DigestUpdate(h->work, msg, 8)
-        || !EVP_DigestFinal_ex(h->work, inner, NULL)
-        || !EVP_MD_CTX_copy_ex(h->work, h->outer)
-        || !EVP_DigestUpdate(h->work, inner, 16)
-        || !EVP_DigestFinal_ex(h->work, out, NULL))
-    {
-        return VMESS_ERR_CRYPTO;
     }
 
     return VMESS_OK;
