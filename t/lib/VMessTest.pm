@@ -78,10 +78,18 @@ sub sanitized {
 # a free port, the same one for the same name within this test
 sub port {
     my ($self, $name) = @_;
+    # the probe socket is closed at once, so the kernel may hand the same
+    # port out again: a test's ports must differ or nginx refuses its
+    # config ("duplicate address and port pair")
     return $self->{ports}{$name} //= do {
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0',
-                                      Listen => 1) or die "port: $!";
-        $s->sockport();
+        my %taken = map { $_ => 1 } grep { defined } values %{$self->{ports}};
+        my $port;
+        do {
+            my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0',
+                                          Listen => 1) or die "port: $!";
+            $port = $s->sockport();
+        } while ($taken{$port});
+        $port;
     };
 }
 
