@@ -2,18 +2,18 @@
 # One TLS port for a web site and VMess (issue #8, shape "raw TLS"; issue
 # #18: raw VMess and WebSocket on the same port):
 # stream "listen ssl" + vmess + vmess_websocket + vmess_fallback to the
-# site's http server.  curl gets the site's exact index as the first
-# request after start; real v2ray 4.34 clients, one with "network": "tcp"
-# and one with "ws", both with security "tls", move 16 MiB each way
-# (sha256 compared) through the same port; one with "http" (HTTP/2) gets
-# nothing, as README says.
+# site's http server, TLSv1.2 and TLSv1.3.  curl gets the site's exact
+# index as the first request after start (TLS 1.3), then over TLS 1.2;
+# real v2ray 4.34 clients (TLS 1.3), one with "network": "tcp" and one
+# with "ws", both with security "tls", move 16 MiB each way (sha256
+# compared) through the same port; one with "http" (HTTP/2) gets nothing,
+# as README says.
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Digest::SHA qw/sha256_hex/;
 use Time::HiRes qw/sleep/;
 use VMessTest qw/random_uuid read_file write_file/;
 
@@ -44,6 +44,7 @@ stream {
         listen 127.0.0.1:%%PORT_tls%% ssl;
         ssl_certificate %%TESTDIR%%/server.crt;
         ssl_certificate_key %%TESTDIR%%/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
         vmess on;
         vmess_user ALICE alice;
         vmess_allow_private on;
@@ -58,11 +59,15 @@ $t->run();
 
 my $tls = $t->port('tls');
 
-# the first connection after start
-my $got = `curl -sS --max-time 10 --cacert $dir/ca.crt --resolve www.example.test:$tls:127.0.0.1 https://www.example.test:$tls/index.html 2>&1`;
-is(sha256_hex($got), sha256_hex($page),
-   'curl gets the site over the TLS port, first request after start')
-    or diag($got);
+# the first connection after start, TLS 1.3; then TLS 1.2
+my $curl = "curl -sS --max-time 10 --cacert $dir/ca.crt"
+    . " --resolve www.example.test:$tls:127.0.0.1"
+    . " -w '\n%{ssl_verify_result} %{http_version}'";
+my $got = `$curl --tlsv1.3 https://www.example.test:$tls/index.html 2>&1`;
+is($got, "$page\n0 1.1",
+   'curl gets the site over TLS 1.3, first request after start');
+$got = `$curl --tls-max 1.2 https://www.example.test:$tls/index.html 2>&1`;
+is($got, "$page\n0 1.1", 'curl gets the site over TLS 1.2');
 
 my $echo = $t->target('echo');
 my $tls_settings = '"security": "tls", "tlsSettings":'
@@ -115,6 +120,11 @@ like($log, qr/^unknown_user - 127\.0\.0\.1:\d+$/m, 'browser fell back to the sit
     or diag($log);
 like($t->error_log(), qr/\[info\] .*vmess: unknown user, fallback to 127\.0\.0\.1:\d+/,
      'fallback logged');
+my ($error_log, %tls) = ($t->error_log());
+$tls{$1}++ while $error_log =~ /SSL: (TLSv[\d.]+), cipher/g;
+ok(($tls{'TLSv1.2'} // 0) == 1 && ($tls{'TLSv1.3'} // 0) >= 3
+   && keys %tls == 2, 'one TLS 1.2 handshake (curl), the rest TLS 1.3')
+    or diag(join ', ', map { "$_: $tls{$_}" } sort keys %tls);
 
 $t->finish();
 done_testing();
