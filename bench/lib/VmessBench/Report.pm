@@ -37,17 +37,19 @@ sub measured_sections {
             $R->{refusals} ? refusals_section($R) : ());
 }
 
-# $old (an earlier RESULTS.md) with the numbered sections of this run in
-# place of its own (or before its targets when it has none), each saying
-# when and how it was measured, and its first paragraph naming them; the
-# other sections, their figures and the targets stay as they were
+# $old (an earlier RESULTS.md) with the numbered sections and the profile
+# of this run in place of its own (or before its targets when it has none),
+# each saying when and how it was measured, and its first paragraph naming
+# them; the other sections, their figures and the targets stay as they were
 sub merge_report {
     my ($old, $R) = @_;
-    my @new = measured_sections({%$R, merged => 1});
+    my @new = (measured_sections($R),
+               $R->{profile} ? profile_section($R) : ());
     my @ids;
     for my $text (@new) {
+        $text =~ s/^(## [^\n]*\n\n)/$1 . provenance($R)/e;
         my ($id) = $text =~ /^## (\S+) /;
-        push @ids, $id =~ s/\.$//r;
+        push @ids, $id eq 'Profile' ? 'the profile' : $id =~ s/\.$//r;
         next if $old =~ s/^## \Q$id\E .*?(?=^## |\z)/$text/ms;
         $old =~ s/^(?=## Targets)/$text/m or $old .= $text;
     }
@@ -661,7 +663,6 @@ sub refusals_section {
     my ($R) = @_;
     my ($f, $s) = ($R->{refusals}, $R->{settings});
     my $r = "## 4. Refusals: server CPU per refused connection\n\n";
-    $r .= provenance($R) if $R->{merged};
     $r .= sprintf "%d users on both servers (nginx: `vmess_user_file`, one "
         . "worker, no `vmess_fallback`, so the module drains; v2ray: the "
         . "same ids as `clients`).  `vmess-client probe` opens the "
@@ -758,15 +759,21 @@ sub targets_section {
         . "CPU-s/GiB.\n\n";
 }
 
-# the real client's cells: module / v2ray <= $lim and module / (plain
-# nginx + the bare cipher on v2ray-sized chunks) <= 1.25
+# the real client's cells: module / v2ray <= $lim (a miss is out of reach
+# where the floor alone is above $lim) and module / (plain nginx + the
+# bare cipher on v2ray-sized chunks) <= 1.25
 sub real_target {
     my ($R, $buf, $dirn, $lim) = @_;
     my $m = real_cpu($R, "module$buf|$dirn");
+    my $v = real_cpu($R, "v2ray|$dirn");
+    my $ra = ratio($m, $v);
+    my $floor = ratio(real_floor($R, $buf, $dirn), $v);
+    my $cell = verdict($ra, $lim, 1);
+    $cell .= sprintf ' (out of reach: floor %.2f)', $floor
+        if defined $ra && $ra > $lim && defined $floor && $floor > $lim;
     return sprintf "real v2ray client, CPU/GiB %s, %dk buffers: module / "
         . "v2ray <= %.1f: %s; module / floor <= 1.25: %s", $dirn, $buf,
-        $lim, verdict(ratio($m, real_cpu($R, "v2ray|$dirn")), $lim, 1),
-        verdict(ratio($m, real_floor($R, $buf, $dirn)), 1.25, 1);
+        $lim, $cell, verdict(ratio($m, real_floor($R, $buf, $dirn)), 1.25, 1);
 }
 
 # module / v2ray <= $lim; a miss is out of reach where the floor (or the
