@@ -766,14 +766,15 @@ sub real_target {
     my ($R, $buf, $dirn, $lim) = @_;
     my $m = real_cpu($R, "module$buf|$dirn");
     my $v = real_cpu($R, "v2ray|$dirn");
+    my $floor = real_floor($R, $buf, $dirn);
     my $ra = ratio($m, $v);
-    my $floor = ratio(real_floor($R, $buf, $dirn), $v);
+    my $floor_ra = ratio($floor, $v);
     my $cell = verdict($ra, $lim, 1);
-    $cell .= sprintf ' (out of reach: floor %.2f)', $floor
-        if defined $ra && $ra > $lim && defined $floor && $floor > $lim;
+    $cell .= sprintf ' (out of reach: floor %.2f)', $floor_ra
+        if defined $ra && $ra > $lim && defined $floor_ra && $floor_ra > $lim;
     return sprintf "real v2ray client, CPU/GiB %s, %dk buffers: module / "
         . "v2ray <= %.1f: %s; module / floor <= 1.25: %s", $dirn, $buf,
-        $lim, $cell, verdict(ratio($m, real_floor($R, $buf, $dirn)), 1.25, 1);
+        $lim, $cell, verdict(ratio($m, $floor), 1.25, 1);
 }
 
 # module / v2ray <= $lim; a miss is out of reach where the floor (or the
